@@ -1,0 +1,22 @@
+# The two commands of the README: `make devnet` and `make test`. Both bootstrap themselves.
+.PHONY: bootstrap devnet test lint artifacts
+
+VENV := .venv/bin
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+devnet: bootstrap
+	$(VENV)/ha-sequencer devnet up $(ARGS)
+
+lint: bootstrap
+	$(VENV)/ruff check src tests benchmarks
+	$(VENV)/ruff format --check src tests benchmarks
+
+test: bootstrap
+	@scripts/ensure-postgres.sh
+	$(VENV)/ruff check src tests benchmarks
+	$(VENV)/python -m pytest $(PYTEST_ARGS)
+
+artifacts: bootstrap
+	$(VENV)/ha-sequencer l1 build

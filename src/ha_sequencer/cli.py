@@ -1,0 +1,60 @@
+"""The `ha-sequencer` entry point: one typer app composed of each package's commands."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from ha_sequencer import __version__
+from ha_sequencer.errors import HASequencerError
+
+app = typer.Typer(
+    name="ha-sequencer",
+    help="A rollup sequencer that runs one identity on several nodes: never misses a duty, never double-signs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+bench_app = typer.Typer(help="Benchmarks (figures for notes and comparisons; never asserted in tests).",
+                        no_args_is_help=True)
+
+_err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ha-sequencer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """ha-sequencer."""
+
+
+def _register() -> None:
+    # Each package owns its commands; this file only composes them.
+    from ha_sequencer.keys.commands import app as keys_app
+
+    app.add_typer(keys_app, name="validator-keys")
+    app.add_typer(bench_app, name="bench")
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; project errors become one red line on stderr and their exit code."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except HASequencerError as exc:
+        _err.print("error:", style="bold red", end=" ")
+        _err.print(str(exc), markup=False, highlight=False)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

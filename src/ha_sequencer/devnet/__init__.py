@@ -1,0 +1,1 @@
+"""Local networks: orchestration, live view, failover test, chaos, equivocation watcher."""

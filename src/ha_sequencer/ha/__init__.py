@@ -1,0 +1,1 @@
+"""High availability: the duty guard and its stores (SQLite, PostgreSQL), migrations, export/import."""

@@ -1,0 +1,1 @@
+"""The running node: slot clock, duty scheduler, mempool, publisher, sync, HTTP status/metrics/RPC."""

@@ -1,0 +1,1 @@
+"""Gossip: libp2p gossipsub wrapper and message validation."""
