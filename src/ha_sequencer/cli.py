@@ -12,13 +12,14 @@ from ha_sequencer.errors import HASequencerError
 
 app = typer.Typer(
     name="ha-sequencer",
-    help="A rollup sequencer that runs one identity on several nodes: never misses a duty, never double-signs.",
+    help="A rollup sequencer running one identity on several nodes: no missed duty, no double-sign.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-bench_app = typer.Typer(help="Benchmarks (figures for notes and comparisons; never asserted in tests).",
-                        no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks (figures for notes and comparisons; never asserted in tests).", no_args_is_help=True
+)
 
 _err = Console(stderr=True)
 
@@ -31,7 +32,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
 ) -> None:
     """ha-sequencer."""
 
@@ -39,9 +42,12 @@ def _root(
 def _register() -> None:
     # Each package owns its commands; this file only composes them.
     from ha_sequencer.keys.commands import app as keys_app
+    from ha_sequencer.l1.commands import app as l1_app
 
     app.add_typer(keys_app, name="validator-keys")
+    app.add_typer(l1_app, name="l1")
     app.add_typer(bench_app, name="bench")
+
 
 _register()
 

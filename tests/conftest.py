@@ -1,0 +1,38 @@
+"""Shared fixtures: a real anvil L1 and a Rollup deployed on it with a known validator set."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from ha_sequencer.l1.anvil import Anvil
+from ha_sequencer.l1.localnet import LocalRollup, deploy_local_rollup
+
+
+@pytest.fixture
+def anvil() -> Iterator[Anvil]:
+    """A fresh anvil (automine, chain id 31337, 10 funded default accounts); stopped after the test."""
+    with Anvil() as node:
+        yield node
+
+
+@pytest.fixture
+def rollup_factory(anvil: Anvil) -> Callable[..., LocalRollup]:
+    """Deploy Rollups on the test's anvil: `rollup_factory(validators=4, slot_duration=4, ...)`.
+
+    Keyword arguments are those of `ha_sequencer.l1.localnet.deploy_local_rollup`; the genesis validators'
+    keys are in `.validators`, the funded deployer in `.deployer`, a client in `.client`.
+    """
+
+    def factory(**kwargs: Any) -> LocalRollup:
+        return deploy_local_rollup(anvil, **kwargs)
+
+    return factory
+
+
+@pytest.fixture
+def deployed_rollup(rollup_factory: Callable[..., LocalRollup]) -> LocalRollup:
+    """A Rollup with 4 genesis validators (committee of 4), 4 s slots, 8-slot epochs, genesis now."""
+    return rollup_factory(validators=4, slot_duration=4, epoch_length=8, committee_size=4)
