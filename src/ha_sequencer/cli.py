@@ -41,12 +41,16 @@ def _root(
 
 def _register() -> None:
     # Each package owns its commands; this file only composes them.
+    from ha_sequencer.ha.commands import app as ha_db_app
+    from ha_sequencer.ha.commands import bench_guard
     from ha_sequencer.keys.commands import app as keys_app
     from ha_sequencer.l1.commands import app as l1_app
 
     app.add_typer(keys_app, name="validator-keys")
     app.add_typer(l1_app, name="l1")
+    app.add_typer(ha_db_app, name="ha-db")
     app.add_typer(bench_app, name="bench")
+    bench_app.command("guard")(bench_guard)
 
 
 _register()

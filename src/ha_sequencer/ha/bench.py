@@ -1,0 +1,390 @@
+"""Racing guarded signers in OS processes: the proof tests and `ha-sequencer bench guard` share this.
+
+`python -m ha_sequencer.ha.bench …` is one racer (a node): it signs `duties` duties through a `DutyGuard`,
+choosing at random the shared digest or its own, writes one JSON line per duty, then (bench) signs raw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_utils import keccak
+
+from ha_sequencer.ha.outcomes import (
+    Adopted,
+    Busy,
+    DutyType,
+    LostClaim,
+    StoreUnavailable,
+    outcome_label,
+    signature_of,
+)
+
+KEY_ENV = "HA_RACER_KEY"  # the attester key reaches racers through the environment, never argv or logs
+RETRYABLE = (Busy, LostClaim, StoreUnavailable)
+BARRIER_TIMEOUT_S = 120
+
+
+def duty_of(i: int, slot0: int) -> tuple[int, DutyType]:
+    """Duty number i → (slot, duty type): proposals and attestations alternate over consecutive slots."""
+    return slot0 + i, (DutyType.BLOCK_PROPOSAL if i % 2 == 0 else DutyType.ATTESTATION)
+
+
+def digest_for(slot: int, duty_type: DutyType, variant: str) -> bytes:
+    """The digest a racer wants: variant "shared" is common to all racers, anything else is its own."""
+    return keccak(f"{slot}|{duty_type.value}|{variant}".encode())
+
+
+def payload_for(digest: bytes) -> bytes:
+    """A payload that names its digest, so an adopter's signature can be checked against it."""
+    return b"payload:" + digest
+
+
+def _wait_for(path: Path) -> None:
+    deadline = time.monotonic() + BARRIER_TIMEOUT_S
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"barrier {path} never opened")
+        time.sleep(0.005)
+
+
+def racer_main(argv: list[str] | None = None) -> None:
+    """Entry point of one racer process."""
+    from ha_sequencer.ha.faults import faults_from_env
+    from ha_sequencer.ha.guard import DutyGuard
+    from ha_sequencer.ha.store import open_store
+
+    p = argparse.ArgumentParser(prog="ha-racer")
+    p.add_argument("--db", required=True)
+    p.add_argument("--node-id", required=True)
+    p.add_argument("--rollup", required=True)
+    p.add_argument("--duties", type=int, required=True)
+    p.add_argument("--slot0", type=int, default=1)
+    p.add_argument("--p-same", type=float, default=0.5)
+    p.add_argument("--lease", type=float, default=0.3)
+    p.add_argument("--retries", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--raw", action="store_true", help="also measure raw signing (benchmark)")
+    a = p.parse_args(argv)
+    work = Path(a.workdir)
+    key = bytes.fromhex(os.environ[KEY_ENV].removeprefix("0x"))
+    attester = Account.from_key(key).address
+    rng = random.Random(a.seed)
+
+    in_signer = [0.0]
+
+    def sign(digest: bytes) -> bytes:
+        t = time.perf_counter()
+        signature = bytes(Account.unsafe_sign_hash(digest, key).signature)
+        in_signer[0] += time.perf_counter() - t
+        return signature
+
+    store = open_store(a.db)
+    guard = DutyGuard(
+        store, node_id=a.node_id, rollup=a.rollup, lease_s=a.lease, fault_hook=faults_from_env(seed=a.seed)
+    )
+    sign(b"\x00" * 32)  # warm up the signer before the clock starts
+    out = (work / f"trace.{a.node_id}.jsonl").open("w", buffering=1)
+    (work / f"ready.{a.node_id}").touch()
+    _wait_for(work / "go")
+    latencies: list[float] = []
+    started = time.perf_counter()
+    for i in range(a.duties):
+        slot, duty_type = duty_of(i, a.slot0)
+        variant = "shared" if rng.random() < a.p_same else a.node_id
+        digest = digest_for(slot, duty_type, variant)
+        attempts = 0
+        while True:
+            t, in_signer[0] = time.perf_counter(), 0.0
+            outcome = guard.sign_duty(attester, slot, duty_type, digest, payload_for(digest), sign)
+            latencies.append(time.perf_counter() - t - in_signer[0])  # the guard's overhead alone
+            attempts += 1
+            if not isinstance(outcome, RETRYABLE) or attempts > a.retries:
+                break
+        sig = signature_of(outcome)
+        signed_digest = (
+            outcome.payload.removeprefix(b"payload:")
+            if isinstance(outcome, Adopted)
+            else digest
+            if sig is not None
+            else None
+        )
+        out.write(
+            json.dumps(
+                {
+                    "slot": slot,
+                    "duty_type": duty_type.value,
+                    "outcome": outcome_label(outcome),
+                    "wanted": digest.hex(),
+                    "digest": signed_digest.hex() if signed_digest else None,
+                    "signature": sig.hex() if sig else None,
+                    "attempts": attempts,
+                }
+            )
+            + "\n"
+        )
+    guarded_s = time.perf_counter() - started
+    raw_s = 0.0
+    if a.raw:
+        (work / f"guarded-done.{a.node_id}").touch()
+        _wait_for(work / "go-raw")
+        t = time.perf_counter()
+        for i in range(a.duties):
+            slot, duty_type = duty_of(i, a.slot0)
+            sign(digest_for(slot, duty_type, a.node_id))
+        raw_s = time.perf_counter() - t
+    out.write(
+        json.dumps(
+            {
+                "summary": {
+                    "node_id": a.node_id,
+                    "guarded_s": guarded_s,
+                    "raw_s": raw_s,
+                    "calls": len(latencies),
+                    "claim_ms": [x * 1000 for x in latencies],
+                }
+            }
+        )
+        + "\n"
+    )
+    out.close()
+    store.close()
+
+
+@dataclass
+class RaceResult:
+    """Every racer's per-duty trace lines and summary, keyed by node id, plus exit codes."""
+
+    traces: dict[str, list[dict]] = field(default_factory=dict)
+    summaries: dict[str, dict] = field(default_factory=dict)
+    returncodes: dict[str, int] = field(default_factory=dict)
+    attester: str = ""
+    rollup: str = ""
+
+
+def run_race(
+    db: str,
+    *,
+    nodes: int,
+    duties: int,
+    p_same: float = 0.5,
+    lease_s: float = 0.3,
+    env: dict[str, str] | None = None,
+    per_node_env: dict[str, dict[str, str]] | None = None,
+    raw: bool = False,
+    slot0: int = 1,
+    key: bytes | None = None,
+    rollup: str | None = None,
+    timeout_s: float = 300,
+) -> RaceResult:
+    """Start `nodes` racer processes on one store and one attester, release them together, collect traces."""
+    account = Account.from_key(key) if key is not None else Account.create()
+    rollup = rollup or Account.create().address
+    work = Path(tempfile.mkdtemp(prefix="ha-race-"))
+    procs: dict[str, subprocess.Popen] = {}
+    base_env = {**os.environ, KEY_ENV: account.key.hex(), **(env or {})}
+    try:
+        for n in range(nodes):
+            node_id = f"node-{n}"
+            cmd = [
+                sys.executable,
+                "-m",
+                "ha_sequencer.ha.bench",
+                "--db",
+                db,
+                "--node-id",
+                node_id,
+                "--rollup",
+                rollup,
+                "--duties",
+                str(duties),
+                "--slot0",
+                str(slot0),
+                "--p-same",
+                str(p_same),
+                "--lease",
+                str(lease_s),
+                "--seed",
+                str(random.randrange(1 << 30)),
+                "--workdir",
+                str(work),
+            ]
+            if raw:
+                cmd.append("--raw")
+            procs[node_id] = subprocess.Popen(cmd, env={**base_env, **(per_node_env or {}).get(node_id, {})})
+        deadline = time.monotonic() + timeout_s
+        pending = set(procs)
+        while pending:  # a racer that dies before it is ready (kill -9 tests) does not block the barrier
+            pending = {n for n in pending if not (work / f"ready.{n}").exists() and procs[n].poll() is None}
+            if time.monotonic() > deadline:
+                raise TimeoutError("racers did not get ready")
+            time.sleep(0.01)
+        (work / "go").touch()
+        if raw:
+            pending = set(procs)
+            while pending:
+                pending = {
+                    n
+                    for n in pending
+                    if not (work / f"guarded-done.{n}").exists() and procs[n].poll() is None
+                }
+                time.sleep(0.005)
+            (work / "go-raw").touch()
+        result = RaceResult(attester=account.address, rollup=rollup)
+        for node_id, proc in procs.items():
+            result.returncodes[node_id] = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            lines = []
+            trace = work / f"trace.{node_id}.jsonl"
+            if trace.exists():
+                for line in trace.read_text().splitlines():
+                    with_summary = json.loads(line)
+                    if "summary" in with_summary:
+                        result.summaries[node_id] = with_summary["summary"]
+                    else:
+                        lines.append(with_summary)
+            result.traces[node_id] = lines
+        return result
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for f in work.iterdir():
+            f.unlink()
+        work.rmdir()
+
+
+def audit(result: RaceResult) -> dict[str, Any]:
+    """Audit the traces per duty: equivocations (two digests signed), signature mismatches, unsigned."""
+    signed: dict[tuple[int, str], dict[str, set[str]]] = {}
+    counts = {
+        label: 0
+        for label in (
+            "new_signature",
+            "same_data",
+            "adopted",
+            "refused",
+            "below_watermark",
+            "busy",
+            "lost_claim",
+            "store_unavailable",
+        )
+    }
+    duties: set[tuple[int, str]] = set()
+    for lines in result.traces.values():
+        for t in lines:
+            duty = (t["slot"], t["duty_type"])
+            duties.add(duty)
+            counts[t["outcome"]] += 1
+            if t["signature"]:
+                signed.setdefault(duty, {}).setdefault(t["digest"], set()).add(t["signature"])
+    equivocations = sum(1 for d in signed.values() if len(d) > 1)
+    mismatched = sum(1 for d in signed.values() for sigs in d.values() if len(sigs) > 1)
+    return {
+        **counts,
+        "duties": len(duties),
+        "equivocations": equivocations,
+        "signature_mismatches": mismatched,
+        "unsigned": len(duties - set(signed)),
+    }
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return (
+        statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
+        if len(values) > 1
+        else values[0]
+    )
+
+
+def bench_guard_run(
+    store_kind: str,
+    nodes: int,
+    duties: int,
+    db: str | None = None,
+    p_same: float = 0.5,
+    private_pg: bool = False,
+) -> dict[str, Any]:
+    """Run the guard benchmark and return the figures named in issue 4."""
+    from ha_sequencer.ha.store import open_store
+
+    if private_pg:
+        from ha_sequencer.ha.pgcluster import PrivatePostgres
+
+        with PrivatePostgres() as pg:
+            result = bench_guard_run("postgres", nodes, duties, pg.create_database("bench"), p_same)
+        return {**result, "db": "private cluster, fsync off"}
+    cleanup = None
+    if db is None:
+        if store_kind == "sqlite":
+            tmp = Path(tempfile.mkdtemp(prefix="ha-bench-"))
+            db = f"sqlite:///{tmp}/duties.db"
+
+            def cleanup() -> None:
+                for f in tmp.iterdir():
+                    f.unlink()
+                tmp.rmdir()
+        else:
+            import psycopg
+
+            admin = os.environ.get("HA_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+            name = f"ha_bench_{uuid.uuid4().hex[:12]}"
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            db = admin.rsplit("/", 1)[0] + "/" + name
+
+            def cleanup() -> None:
+                with psycopg.connect(admin, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    try:
+        open_store(db, migrate=True).close()
+        result = run_race(db, nodes=nodes, duties=duties, p_same=p_same, raw=True)
+    finally:
+        if cleanup is not None:
+            cleanup()
+    a = audit(result)
+    summaries = list(result.summaries.values())
+    # Claim latency = the guard's own overhead per sign_duty call (store round trips; the signer excluded).
+    claim_ms = [x for s in summaries for x in s["claim_ms"]]
+    guarded_s = max(s["guarded_s"] for s in summaries)
+    raw_s = max(s["raw_s"] for s in summaries)
+    return {
+        "store": store_kind,
+        "nodes": nodes,
+        "duties": duties,
+        "signed": a["new_signature"],
+        "shared": a["same_data"],
+        "refused": a["refused"],
+        "adopted": a["adopted"],
+        "busy": a["busy"],
+        "unavailable": a["store_unavailable"] + a["lost_claim"],
+        "equivocations": a["equivocations"],
+        "unsigned_duties": a["unsigned"],
+        "claim_p50_ms": round(_percentile(claim_ms, 0.5), 4),
+        "claim_p99_ms": round(_percentile(claim_ms, 0.99), 4),
+        "claim_max_ms": round(max(claim_ms), 4),
+        "guarded_per_s": round(nodes * duties / guarded_s, 1),
+        "raw_sign_per_s": round(nodes * duties / raw_s, 1),
+        "racers_exit_codes": sorted(set(result.returncodes.values())),
+    }
+
+
+if __name__ == "__main__":
+    racer_main(sys.argv[1:])

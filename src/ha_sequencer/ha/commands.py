@@ -1,0 +1,204 @@
+"""`ha-sequencer ha-db …` (the duty store) and `ha-sequencer bench guard`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import typer
+
+from ha_sequencer.errors import EXIT_FAILURE_FOUND, InputError
+from ha_sequencer.ha.errors import ImportConflict, InterchangeError
+from ha_sequencer.ha.store import SCHEMA_VERSION, open_store, redact_url
+
+_ENV = "HA_SEQUENCER_"
+
+
+def _quiet_pool() -> None:
+    # The pool's reconnect warnings are for node logs; a one-shot command reports the failure once.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+
+
+app = typer.Typer(
+    help="The duty store (slashing protection shared by the nodes of an identity).", no_args_is_help=True
+)
+
+DbOption = typer.Option(
+    ...,
+    "--db",
+    envvar=f"{_ENV}HA_DB",
+    help="Duty store URL: sqlite:///PATH or postgresql://user@host:port/db [env HA_SEQUENCER_HA_DB].",
+)
+
+
+@app.command("migrate")
+def migrate(db: str = DbOption) -> None:
+    """Create or upgrade the duty store schema (safe to run again)."""
+    _quiet_pool()
+    store = open_store(db, migrate=True)
+    try:
+        version = store.schema_version()
+        typer.echo(f"{redact_url(db)}: schema version {version} (this build: {SCHEMA_VERSION})")
+    finally:
+        store.close()
+
+
+@app.command("status")
+def status(
+    db: str = DbOption, as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")
+) -> None:
+    """Schema version, duty and watermark counts, node heartbeats."""
+    _quiet_pool()
+    store = open_store(db, check=False)
+    try:
+        version = store.schema_version()
+        if version != SCHEMA_VERSION:
+            store.check_schema()  # raises with the command to run
+        st = store.status()
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "url": st.url,
+                    "schema_version": st.schema_version,
+                    "duties": st.duties,
+                    "signing": st.signing,
+                    "watermarks": st.watermarks,
+                    "publishes": st.publishes,
+                    "nodes": [
+                        {"node_id": n, "host": h, "heartbeat_age_s": round(a, 3)} for n, h, a in st.nodes
+                    ],
+                }
+            )
+        )
+        return
+    typer.echo(
+        f"store:       {st.url}\nschema:      {st.schema_version}\nduties:      {st.duties} "
+        f"({st.signing} signing)\nwatermarks:  {st.watermarks}\npublishes:   {st.publishes}"
+    )
+    for node_id, host, age in st.nodes:
+        typer.echo(f"node:        {node_id} on {host}, heartbeat {age:.1f} s ago")
+
+
+@app.command("prune")
+def prune(
+    db: str = DbOption,
+    before_slot: int = typer.Option(
+        ...,
+        "--up-to-slot",
+        min=0,
+        help="Delete duties and publish records at or below this slot; "
+        "watermarks keep those slots closed forever.",
+    ),
+    rollup: str | None = typer.Option(
+        None, "--rollup", envvar=f"{_ENV}ROLLUP", help="Only this rollup (default: all)."
+    ),
+) -> None:
+    """Prune old duties, keeping per-duty watermarks."""
+    _quiet_pool()
+    store = open_store(db)
+    try:
+        report = store.prune(before_slot, rollup.lower() if rollup else None)
+    finally:
+        store.close()
+    typer.echo(
+        f"pruned {report.duties_deleted} duties and {report.publishes_deleted} publish records "
+        f"at or below slot {before_slot}"
+    )
+    for r, attester, duty_type, slot in report.watermarks:
+        typer.echo(f"watermark {r} {attester} {duty_type}: slot {slot}")
+
+
+@app.command("export")
+def export(
+    db: str = DbOption,
+    out: Path | None = typer.Option(None, "--out", help="File to write (default: stdout)."),
+    rollup: str | None = typer.Option(
+        None, "--rollup", envvar=f"{_ENV}ROLLUP", help="Only this rollup (default: all)."
+    ),
+) -> None:
+    """Write the duty history and watermarks as interchange JSON (docs/duty-store-format.md)."""
+    _quiet_pool()
+    from ha_sequencer.ha.interchange import dumps, export_document
+
+    store = open_store(db)
+    try:
+        text = dumps(export_document(store, rollup))
+    finally:
+        store.close()
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text)
+        typer.echo(f"wrote {out}", err=True)
+
+
+@app.command("import")
+def import_(
+    db: str = DbOption, file: Path = typer.Argument(..., help="Interchange JSON written by `ha-db export`.")
+) -> None:
+    """Merge interchange JSON into the store: new duties added, watermarks raised (never lowered)."""
+    _quiet_pool()
+    from ha_sequencer.ha.interchange import import_document
+
+    try:
+        doc = json.loads(file.read_text())
+    except OSError as exc:
+        raise InputError(f"{file}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise InterchangeError(f"{file}: line {exc.lineno} col {exc.colno}: {exc.msg}") from exc
+    store = open_store(db)
+    try:
+        inserted, conflicts = import_document(store, doc, str(file))
+    finally:
+        store.close()
+    typer.echo(f"imported {inserted} duties from {file}; watermarks merged")
+    if conflicts:
+        first = conflicts[0]
+        raise ImportConflict(
+            f"{file}: {len(conflicts)} duties signed with a different digest than the store "
+            f"holds (first: {first['attester']} slot {first['slot']} {first['duty_type']}); "
+            "the store kept its own rows"
+        )
+
+
+def bench_guard(
+    store: str = typer.Option("sqlite", "--store", help="sqlite or postgres."),
+    nodes: int = typer.Option(3, "--nodes", min=1, help="Racing nodes (OS processes)."),
+    duties: int = typer.Option(2000, "--duties", min=1, help="Duties per node (the same duties for all)."),
+    db: str | None = typer.Option(
+        None,
+        "--db",
+        envvar=f"{_ENV}BENCH_DB",
+        help="Store URL (default: a temp SQLite file, or a temp database on "
+        "HA_TEST_DATABASE_URL / 127.0.0.1:5432).",
+    ),
+    p_same: float = typer.Option(
+        0.5, "--p-same", min=0.0, max=1.0, help="Probability a racer picks the shared digest."
+    ),
+    private_pg: bool = typer.Option(
+        False,
+        "--private-pg",
+        help="postgres: a throwaway local cluster with fsync off (isolates the guard's cost from the disk).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Race N guarded signers on M duties; report outcomes, claim latency and guarded vs raw signing rate."""
+    from ha_sequencer.ha.bench import bench_guard_run
+
+    if store not in ("sqlite", "postgres"):
+        raise InputError(f"--store: expected sqlite or postgres, got {store!r}")
+    if private_pg and store != "postgres":
+        raise InputError("--private-pg: only with --store postgres")
+    result = bench_guard_run(store, nodes, duties, db, p_same=p_same, private_pg=private_pg)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        for k, v in result.items():
+            typer.echo(f"{k:>18}: {v}")
+    if result["equivocations"] or result["unsigned_duties"]:
+        raise typer.Exit(EXIT_FAILURE_FOUND)

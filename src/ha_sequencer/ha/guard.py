@@ -1,0 +1,213 @@
+"""The duty guard: every attester signature goes through `DutyGuard.sign_duty` (DESIGN.md: the duty guard).
+
+Claim (digest + payload stored), then sign, then record under our lock token; only then does the signature
+leave. A `signing` row whose lease expired is adopted by exactly one peer, which signs the stored digest.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+from ha_sequencer.errors import InputError
+from ha_sequencer.ha.faults import FaultHook
+from ha_sequencer.ha.metrics import GuardMetrics
+from ha_sequencer.ha.outcomes import (
+    Adopted,
+    BelowWatermark,
+    Busy,
+    DutyType,
+    LostClaim,
+    NewSignature,
+    Outcome,
+    PublishDone,
+    PublishRecord,
+    PublishTheirs,
+    PublishTurn,
+    PublishYours,
+    Refused,
+    SameData,
+    StoreUnavailable,
+    outcome_label,
+)
+from ha_sequencer.ha.store import Claimed, DutyKey, DutyRow, DutyStore, Existing
+
+DEFAULT_LEASE_S = 1.0  # well under a slot (devnet 4 s): a dead claimant's duty is adopted within the slot
+DEFAULT_PUBLISH_DEADLINE_S = 8.0  # a peer re-publishes a slot's proposal only if not mined by then
+POLL_START_S, POLL_MAX_S = 0.001, 0.05  # waiting on a live peer's `signing` row
+
+SignFn = Callable[[bytes], bytes]
+
+
+class DutyGuard:
+    """One node's guard over one rollup; blocking, thread-safe, safe across processes sharing a store."""
+
+    def __init__(
+        self,
+        store: DutyStore,
+        *,
+        node_id: str,
+        rollup: str,
+        lease_s: float = DEFAULT_LEASE_S,
+        wait_s: float | None = None,
+        metrics: GuardMetrics | None = None,
+        fault_hook: FaultHook | None = None,
+    ) -> None:
+        if not node_id:
+            raise InputError("DutyGuard: node_id is required (each node of an identity needs its own id)")
+        if lease_s <= 0:
+            raise InputError(f"DutyGuard: lease_s must be positive, got {lease_s}")
+        self.store = store
+        self.node_id = node_id
+        self.rollup = rollup.lower()
+        self.lease_s = lease_s
+        # Waiting a little past the lease lets a survivor adopt a dead claimant's duty in the same call.
+        self.wait_s = lease_s * 1.5 if wait_s is None else wait_s
+        self.metrics = metrics if metrics is not None else GuardMetrics()
+        self._fault = fault_hook
+
+    # -- signing ---------------------------------------------------------------------------------------------
+    def sign_duty(
+        self, attester: str, slot: int, duty_type: DutyType, digest: bytes, payload: bytes, sign_fn: SignFn
+    ) -> Outcome:
+        """Sign `digest` for this duty at most once across all nodes; see `outcomes` for the answers."""
+        if len(digest) != 32:
+            raise InputError(f"sign_duty: digest must be 32 bytes, got {len(digest)} (slot {slot})")
+        if slot < 0:
+            raise InputError(f"sign_duty: slot must be >= 0, got {slot}")
+        duty_type = DutyType(duty_type)
+        key = DutyKey(self.rollup, attester.lower(), int(slot), duty_type.value)
+        spent = [0.0]  # time inside sign_fn, excluded from the claim latency
+
+        def timed_sign(d: bytes) -> bytes:
+            t = time.perf_counter()
+            try:
+                return sign_fn(d)
+            finally:
+                spent[0] += time.perf_counter() - t
+
+        started = time.perf_counter()
+        try:
+            outcome = self._sign(key, digest, payload, timed_sign)
+        except Exception as exc:  # fail closed: whatever went wrong, no signature leaves
+            outcome = StoreUnavailable(f"{type(exc).__name__}: {exc}")
+        labels = (duty_type.value, self.node_id)
+        self.metrics.claim_seconds.labels(*labels).observe(time.perf_counter() - started - spent[0])
+        self.metrics.outcomes.labels(*labels, outcome_label(outcome)).inc()
+        return outcome
+
+    def _sign(self, key: DutyKey, digest: bytes, payload: bytes, sign_fn: SignFn) -> Outcome:
+        self._inject("before_claim", key.slot)
+        token = uuid.uuid4().hex
+        result = self.store.claim(key, digest, payload, self.node_id, token, self.lease_s)
+        if isinstance(result, Claimed):
+            return self._sign_and_record(key, token, digest, sign_fn, lambda sig: NewSignature(sig))
+        deadline = time.monotonic() + self.wait_s
+        poll = POLL_START_S
+        while True:
+            outcome = self._on_existing(key, result, digest, payload, sign_fn)
+            if outcome is not None:
+                return outcome
+            if time.monotonic() >= deadline:
+                holder = result.row.node_id if result.row is not None else "?"
+                return Busy(holder)
+            time.sleep(poll)
+            poll = min(poll * 2, POLL_MAX_S)
+            result = self.store.fetch(key)
+            below = result.watermark is not None and key.slot <= result.watermark
+            if result.row is None and not below:  # the row vanished meanwhile (pruned): claim again
+                result = self.store.claim(key, digest, payload, self.node_id, token, self.lease_s)
+                if isinstance(result, Claimed):
+                    return self._sign_and_record(key, token, digest, sign_fn, lambda sig: NewSignature(sig))
+
+    def _on_existing(
+        self, key: DutyKey, found: Existing, digest: bytes, payload: bytes, sign_fn: SignFn
+    ) -> Outcome | None:
+        """Decide on an existing row; None means "wait and look again" (a live peer is signing)."""
+        row = found.row
+        if row is None:
+            if found.watermark is not None and key.slot <= found.watermark:
+                return BelowWatermark(found.watermark)
+            return None
+        if row.status == "signed":
+            assert row.signature is not None
+            return SameData(row.signature) if row.digest == digest else Refused(row.digest)
+        if row.lease_expired:
+            return self._adopt(key, row, sign_fn)
+        return None
+
+    def _adopt(self, key: DutyKey, row: DutyRow, sign_fn: SignFn) -> Outcome | None:
+        token = uuid.uuid4().hex
+        adopted = self.store.adopt(key, row.lock_token, self.node_id, token, self.lease_s)
+        if adopted is None:
+            return None  # another adopter won, or the claimant finished: look again
+        # Only the stored digest may ever be signed for this duty, whatever this node wanted to sign.
+        stored_payload = adopted.payload
+        return self._sign_and_record(
+            key, token, adopted.digest, sign_fn, lambda sig: Adopted(sig, stored_payload)
+        )
+
+    def _sign_and_record(
+        self, key: DutyKey, token: str, digest: bytes, sign_fn: SignFn, make: Callable[[bytes], Outcome]
+    ) -> Outcome:
+        self._inject("after_claim", key.slot)
+        signature = sign_fn(digest)
+        self._inject("after_sign", key.slot)
+        self._inject("before_record", key.slot)
+        if self.store.record(key, token, signature):
+            return make(signature)
+        # Adopted by a peer while we were slow: drop our copy (the peer signs the same digest).
+        return LostClaim(self.store.holder(key))
+
+    def _inject(self, point: str, slot: int) -> None:
+        if self._fault is not None:
+            self._fault(point, slot)
+
+    # -- publishing ------------------------------------------------------------------------------------------
+    def claim_publish(
+        self, attester: str, slot: int, *, deadline_s: float = DEFAULT_PUBLISH_DEADLINE_S
+    ) -> PublishTurn:
+        """Whose turn to submit the slot's L1 transaction: ours (first or take-over), a peer's, or done."""
+        mine, record = self.store.claim_publish(
+            self.rollup, attester.lower(), int(slot), self.node_id, deadline_s
+        )
+        turn: PublishTurn
+        if mine:
+            turn = PublishYours(record.attempt)
+        elif record.mined:
+            turn = PublishDone(record)
+        else:
+            turn = PublishTheirs(record)
+        self.metrics.publish_turns.labels(self.node_id, type(turn).__name__).inc()
+        return turn
+
+    def record_publish(
+        self,
+        attester: str,
+        slot: int,
+        attempt: int,
+        tx_hash: str,
+        *,
+        deadline_s: float = DEFAULT_PUBLISH_DEADLINE_S,
+    ) -> bool:
+        """Record our submitted tx (its mining deadline restarts now); False if a peer has taken over."""
+        return self.store.record_publish(
+            self.rollup, attester.lower(), int(slot), self.node_id, attempt, tx_hash, deadline_s
+        )
+
+    def mark_published(self, attester: str, slot: int) -> None:
+        """The slot's proposal is mined on L1: no peer publishes it again."""
+        self.store.mark_mined(self.rollup, attester.lower(), int(slot))
+
+    def publish_record(self, attester: str, slot: int) -> PublishRecord | None:
+        """The slot's publish record (who, tx hash, when), if any."""
+        return self.store.publish_record(self.rollup, attester.lower(), int(slot))
+
+    # -- health ----------------------------------------------------------------------------------------------
+    @property
+    def healthy(self) -> bool:
+        """The store's health (false within 2 s of an outage); also sets the `hasq_ha_store_healthy` gauge."""
+        ok = self.store.healthy
+        self.metrics.store_healthy.labels(self.node_id).set(1 if ok else 0)
+        return ok

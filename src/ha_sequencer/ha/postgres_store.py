@@ -1,0 +1,145 @@
+"""The shared duty store for nodes on several hosts: PostgreSQL through a psycopg 3 pool."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import psycopg_pool
+
+from ha_sequencer.ha.errors import DutyStoreError, StoreUnreachable
+from ha_sequencer.ha.sqlbase import SqlDutyStore
+from ha_sequencer.ha.store import redact_url
+
+CONNECT_TIMEOUT_S = 2
+POOL_WAIT_S = 1.0  # a claim waits this long for a pooled connection before failing closed
+# psycopg_pool retries a lost server with exponential backoff (1, 2, 4 … s) for `reconnect_timeout`; giving up
+# quickly makes the next claim start a fresh attempt, so work resumes within about a second of a restart.
+RECONNECT_GIVE_UP_S = 1.5
+STATEMENT_TIMEOUT_MS = 5000
+TCP_USER_TIMEOUT_MS = 3000  # unacknowledged writes abort the connection (a partitioned store fails closed)
+POOL_MIN, POOL_MAX = 1, 8
+MIGRATION_LOCK_KEY = 0x6861_5F64_7574_79  # pg advisory lock id ("ha_duty"), held while migrating
+
+
+class PostgresDutyStore(SqlDutyStore):
+    """Autocommit single statements (the claim: one `INSERT … ON CONFLICT … RETURNING`), prepared."""
+
+    dialect = "postgres"
+    words = {
+        "now": "EXTRACT(EPOCH FROM clock_timestamp())::float8",
+        "greatest": "GREATEST",
+        "true": "TRUE",
+        "false": "FALSE",
+    }
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._where = redact_url(url)
+        self._kwargs = {
+            "autocommit": True,
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            "prepare_threshold": 1,
+            # statement_timeout is enforced by the server; these bound a silent network (no RST) on our side.
+            "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 1,
+            "keepalives_count": 3,
+        }
+        self._pool = psycopg_pool.ConnectionPool(
+            url,
+            min_size=POOL_MIN,
+            max_size=POOL_MAX,
+            kwargs=self._kwargs,
+            timeout=POOL_WAIT_S,
+            open=False,
+            reconnect_timeout=RECONNECT_GIVE_UP_S,
+            name="ha-duty-store",
+        )
+        self._pool.open(wait=False)
+        self._probe_conn: psycopg.Connection | None = None
+        self._probe_lock = threading.Lock()
+        self._checking = threading.Lock()
+
+    def _check_pool(self) -> None:
+        try:
+            with contextlib.suppress(Exception):
+                self._pool.check()
+        finally:
+            self._checking.release()
+
+    def _fail(self, exc: Exception) -> DutyStoreError:
+        if isinstance(exc, psycopg.OperationalError | psycopg_pool.PoolTimeout):
+            # Dead connections go back to the pool broken and are replaced; check the idle ones now
+            # (one checker at a time, so an outage does not spawn a thread per failed claim).
+            if self._checking.acquire(blocking=False):
+                threading.Thread(target=self._check_pool, daemon=True).start()
+            if isinstance(exc, psycopg_pool.PoolTimeout):
+                return StoreUnreachable(
+                    f"duty store {self._where} unreachable: no connection within {POOL_WAIT_S:g} s"
+                )
+            return StoreUnreachable(f"duty store {self._where}: {type(exc).__name__}: {exc}".strip())
+        return DutyStoreError(f"duty store {self._where}: {type(exc).__name__}: {exc}".strip())
+
+    def _execute(self, sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tuple]:
+        try:
+            with self._pool.connection() as conn:
+                cur = conn.execute(sql, params)
+                return cur.fetchall() if fetch and cur.description is not None else []
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise self._fail(exc) from exc
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+
+                def execute(sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tuple]:
+                    cur = conn.execute(sql, params)
+                    return cur.fetchall() if fetch and cur.description is not None else []
+
+                yield execute
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise self._fail(exc) from exc
+
+    def _lock_for_prune(self, execute: Any) -> None:
+        # Conflicts with the claims' ROW EXCLUSIVE lock: no claim can slip under a watermark being raised.
+        execute("LOCK TABLE duties IN SHARE ROW EXCLUSIVE MODE", {}, fetch=False)
+
+    schema_table_exists = "SELECT to_regclass('ha_schema') IS NOT NULL"
+
+    def _lock_for_migration(self, execute: Any) -> None:
+        execute("SELECT pg_advisory_xact_lock(%(k)s)", {"k": MIGRATION_LOCK_KEY})
+
+    def ping(self) -> None:
+        """`SELECT 1` on a dedicated connection (never queued behind the pool), reconnecting as needed."""
+        with self._probe_lock:
+            try:
+                if self._probe_conn is None or self._probe_conn.closed:
+                    self._probe_conn = psycopg.connect(
+                        self.url,
+                        **{**self._kwargs, "connect_timeout": 1, "options": "-c statement_timeout=1000"},
+                    )
+                self._probe_conn.execute("SELECT 1").fetchall()
+            except psycopg.Error as exc:
+                if self._probe_conn is not None:
+                    with contextlib.suppress(Exception):
+                        self._probe_conn.close()
+                self._probe_conn = None
+                raise StoreUnreachable(f"duty store {self._where}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the pool and the probe connection."""
+        super().close()
+        with contextlib.suppress(Exception):
+            self._pool.close(timeout=2)
+        with self._probe_lock:
+            if self._probe_conn is not None:
+                with contextlib.suppress(Exception):
+                    self._probe_conn.close()
+                self._probe_conn = None

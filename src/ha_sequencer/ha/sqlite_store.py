@@ -1,0 +1,115 @@
+"""The embedded duty store: one SQLite file shared by the nodes (processes) of one host."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ha_sequencer.ha.errors import DutyStoreError, StoreUnreachable, StoreURLError
+from ha_sequencer.ha.sqlbase import SqlDutyStore
+
+BUSY_TIMEOUT_MS = 5000  # writers queue behind BEGIN IMMEDIATE rather than failing at once
+
+
+def sqlite_path(url: str) -> Path:
+    """`sqlite:///abs/path.db` (also `sqlite:////abs/path.db`) or `sqlite:///./rel.db` → the file path."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite" or parts.netloc or parts.path in ("", "/"):
+        raise StoreURLError(f"--db {url!r}: expected sqlite:///path/to/file.db")
+    path = parts.path
+    if path.startswith(("//", "/./")):
+        path = path[1:]
+    return Path(path)
+
+
+class SqliteDutyStore(SqlDutyStore):
+    """WAL mode, a busy timeout, BEGIN IMMEDIATE for every write; one connection per thread."""
+
+    dialect = "sqlite"
+    words = {
+        "now": "((julianday('now') - 2440587.5) * 86400.0)",
+        "greatest": "MAX",
+        "true": "1",
+        "false": "0",
+    }
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.path = sqlite_path(url)
+        if not self.path.parent.is_dir():
+            raise StoreURLError(f"--db {url!r}: directory {self.path.parent} does not exist")
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._closed = False
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise StoreUnreachable(f"duty store {self.path} is closed")
+            try:
+                conn = sqlite3.connect(
+                    self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+                )
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")  # a recorded signature must survive power loss
+            except sqlite3.Error as exc:
+                raise StoreUnreachable(f"duty store {self.path}: {exc}") from exc
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    def _execute(self, sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tuple]:
+        with self._transaction() as execute:
+            return execute(sql, params, fetch=fetch)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreUnreachable(f"duty store {self.path}: {exc}") from exc
+
+        def execute(sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tuple]:
+            cur = conn.execute(sql, params)
+            return cur.fetchall() if fetch else []
+
+        try:
+            yield execute
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise DutyStoreError(f"duty store {self.path}: {exc}") from exc
+            raise
+
+    schema_table_exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ha_schema'"
+
+    def ping(self) -> None:
+        """Read the schema table through a fresh statement; fails if the file vanished or is unusable."""
+        if not self.path.exists():
+            raise StoreUnreachable(f"duty store {self.path} does not exist")
+        try:
+            self._conn().execute("SELECT 1 FROM ha_schema LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnreachable(f"duty store {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        super().close()
+        self._closed = True
+        with self._all_lock:
+            for conn in self._all:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._all.clear()

@@ -1,0 +1,174 @@
+"""The duty store: what the guard needs from a backend, and `open_store(url)` to get one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from ha_sequencer.ha.errors import StoreURLError
+from ha_sequencer.ha.outcomes import PublishRecord
+
+SCHEMA_VERSION = 1  # the schema this build reads and writes (ha/migrations/NNNN_*.sql)
+
+
+@dataclass(frozen=True, slots=True)
+class DutyKey:
+    """The scope of one duty: at most one digest is ever signed per key."""
+
+    rollup: str
+    attester: str
+    slot: int
+    duty_type: str
+
+    def params(self) -> dict[str, object]:
+        """The key as SQL parameters."""
+        return {
+            "rollup": self.rollup,
+            "attester": self.attester,
+            "slot": self.slot,
+            "duty_type": self.duty_type,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DutyRow:
+    """A stored duty as the guard sees it (times from the store's clock)."""
+
+    status: str  # 'signing' | 'signed'
+    digest: bytes
+    payload: bytes = field(repr=False)
+    node_id: str = ""
+    lock_token: str = field(default="", repr=False)
+    signature: bytes | None = None
+    lease_until: float = 0.0
+    now: float = 0.0
+
+    @property
+    def lease_expired(self) -> bool:
+        """True when a `signing` row's claimant is presumed dead."""
+        return self.status == "signing" and self.lease_until < self.now
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """The claim inserted a new `signing` row with our token."""
+
+
+@dataclass(frozen=True, slots=True)
+class Existing:
+    """The duty already has a row (or none, and the watermark forbids it)."""
+
+    row: DutyRow | None
+    watermark: int | None
+
+
+ClaimResult = Claimed | Existing
+
+
+@dataclass(frozen=True, slots=True)
+class PruneReport:
+    """What `prune` removed and the watermarks it left."""
+
+    duties_deleted: int
+    publishes_deleted: int
+    watermarks: list[tuple[str, str, str, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatus:
+    """A summary for `ha-db status`."""
+
+    url: str
+    schema_version: int
+    duties: int
+    signing: int
+    watermarks: int
+    publishes: int
+    nodes: list[tuple[str, str, float]]  # node_id, host, seconds since heartbeat
+
+
+class DutyStore(Protocol):
+    """A duty store backend; every method is blocking, thread-safe and raises `DutyStoreError` subclasses."""
+
+    url: str
+
+    def claim(
+        self, key: DutyKey, digest: bytes, payload: bytes, node_id: str, token: str, lease_s: float
+    ) -> ClaimResult: ...
+    def fetch(self, key: DutyKey) -> Existing: ...
+    def adopt(
+        self, key: DutyKey, old_token: str, node_id: str, token: str, lease_s: float
+    ) -> DutyRow | None: ...
+    def record(self, key: DutyKey, token: str, signature: bytes) -> bool: ...
+    def holder(self, key: DutyKey) -> str | None: ...
+
+    def claim_publish(
+        self, rollup: str, attester: str, slot: int, node_id: str, deadline_s: float
+    ) -> tuple[bool, PublishRecord]: ...
+    def record_publish(
+        self,
+        rollup: str,
+        attester: str,
+        slot: int,
+        node_id: str,
+        attempt: int,
+        tx_hash: str,
+        deadline_s: float,
+    ) -> bool: ...
+    def mark_mined(self, rollup: str, attester: str, slot: int) -> None: ...
+    def publish_record(self, rollup: str, attester: str, slot: int) -> PublishRecord | None: ...
+
+    def register_node(self, node_id: str, instance: str, host: str, pid: int, stale_s: float) -> bool: ...
+    def heartbeat_node(self, node_id: str, instance: str) -> bool: ...
+    def unregister_node(self, node_id: str, instance: str) -> None: ...
+
+    def prune(self, below_or_at: int, rollup: str | None = None) -> PruneReport: ...
+    def export_rows(self, rollup: str | None = None) -> tuple[list[dict], list[dict]]: ...
+    def import_rows(self, duties: list[dict], watermarks: list[dict]) -> tuple[int, list[dict]]: ...
+    def status(self) -> StoreStatus: ...
+    def schema_version(self) -> int: ...
+    def migrate(self) -> list[int]: ...
+    def check_schema(self) -> None: ...
+
+    def ping(self) -> None: ...
+    @property
+    def healthy(self) -> bool: ...
+    def close(self) -> None: ...
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()
+
+
+def open_store(url: str, *, migrate: bool = False, check: bool = True) -> DutyStore:
+    """Open `sqlite:///path` or `postgresql://…`; refuses an unmigrated or newer schema unless `migrate`."""
+    scheme = urlsplit(url).scheme
+    store: DutyStore
+    if scheme == "sqlite":
+        from ha_sequencer.ha.sqlite_store import SqliteDutyStore
+
+        store = SqliteDutyStore(url)
+    elif scheme in ("postgresql", "postgres"):
+        from ha_sequencer.ha.postgres_store import PostgresDutyStore
+
+        store = PostgresDutyStore(url)
+    else:
+        raise StoreURLError(
+            f"--db {redact_url(url)!r}: unsupported scheme {scheme!r} "
+            "(use sqlite:///path/to/file.db or postgresql://user@host:port/db)"
+        )
+    try:
+        if migrate:
+            store.migrate()
+        if check:
+            store.check_schema()
+    except BaseException:
+        store.close()
+        raise
+    return store

@@ -1,0 +1,252 @@
+"""Schema versions, node-id liveness, prune/export/import and the `ha-db` commands, on both stores."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from eth_account import Account
+from eth_utils import keccak
+from typer.testing import CliRunner
+
+from ha_sequencer.ha.commands import app as ha_db_app
+from ha_sequencer.ha.errors import (
+    DuplicateNodeError,
+    ImportConflict,
+    InterchangeError,
+    SchemaMismatch,
+    StoreURLError,
+)
+from ha_sequencer.ha.guard import DutyGuard
+from ha_sequencer.ha.heartbeat import NodeLiveness
+from ha_sequencer.ha.interchange import export_document, import_document, parse_document
+from ha_sequencer.ha.outcomes import BelowWatermark, DutyType, NewSignature, Refused, SameData
+from ha_sequencer.ha.store import SCHEMA_VERSION, open_store
+
+ROLLUP = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+A = DutyType.ATTESTATION
+
+
+def signer_of(account):
+    return lambda digest: bytes(Account.unsafe_sign_hash(digest, account.key).signature)
+
+
+def test_unmigrated_store_is_refused_with_the_command(store_url):
+    with pytest.raises(SchemaMismatch, match=r"schema version 0.*ha-sequencer ha-db migrate --db"):
+        open_store(store_url)
+    s = open_store(store_url, migrate=True)
+    assert s.schema_version() == SCHEMA_VERSION
+    assert s.migrate() == []  # idempotent
+    s.close()
+    open_store(store_url).close()
+
+
+def test_nodes_starting_together_migrate_once(store_url):
+    import threading
+
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            open_store(store_url, migrate=True).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    s = open_store(store_url)
+    assert s._execute("SELECT COUNT(*) FROM ha_schema", {})[0][0] == SCHEMA_VERSION
+    s.close()
+
+
+def test_newer_schema_is_refused(store):
+    store._execute(
+        store._native("INSERT INTO ha_schema (version, applied_at) VALUES (%(v)s, 0)"),
+        {"v": SCHEMA_VERSION + 1},
+        fetch=False,
+    )
+    with pytest.raises(SchemaMismatch, match="newer than this build"):
+        open_store(store.url)
+    with pytest.raises(SchemaMismatch, match="newer"):
+        open_store(store.url, migrate=True)
+
+
+def test_bad_urls():
+    with pytest.raises(StoreURLError, match="unsupported scheme 'mysql'"):
+        open_store("mysql://x/y")
+    with pytest.raises(StoreURLError, match="does not exist"):
+        open_store("sqlite:////nonexistent-dir/x.db")
+
+
+def test_password_never_in_messages():
+    with pytest.raises(Exception) as info:
+        open_store("postgresql://postgres:hunter2@127.0.0.1:1/none")
+    assert "hunter2" not in str(info.value)
+
+
+def test_second_live_node_with_the_same_id_refuses(store):
+    first = NodeLiveness(store, "node-a", interval_s=0.05, stale_s=2.0)
+    first.start()
+    with pytest.raises(DuplicateNodeError, match="node-a"):
+        NodeLiveness(store, "node-a", stale_s=2.0).start()
+    with NodeLiveness(store, "node-b", stale_s=2.0):
+        pass
+    first.stop()  # a clean stop releases the id at once
+    with NodeLiveness(store, "node-a", stale_s=2.0) as again:
+        assert not again.displaced
+
+
+def test_crashed_node_id_is_taken_after_it_goes_stale(store):
+    assert store.register_node("node-c", "old-instance", "h", 1, 0.2)  # never heartbeats again
+    with pytest.raises(DuplicateNodeError):
+        NodeLiveness(store, "node-c", stale_s=30).start()
+    import time
+
+    time.sleep(0.3)
+    with NodeLiveness(store, "node-c", stale_s=0.2):
+        assert not store.heartbeat_node("node-c", "old-instance")  # the old instance learns it was displaced
+
+
+def _history(store, account, slots):
+    g = DutyGuard(store, node_id="n", rollup=ROLLUP)
+    for slot in slots:
+        digest = keccak(b"%d" % slot)
+        out = g.sign_duty(account.address, slot, A, digest, b"payload-%d" % slot, signer_of(account))
+        assert isinstance(out, NewSignature)
+    return g
+
+
+def test_export_import_moves_protection_between_stores(store, tmp_path):
+    account = Account.create()
+    _history(store, account, range(1, 6))
+    store.prune(2)
+    doc = json.loads(json.dumps(export_document(store)))  # through JSON text, as on disk
+    assert {w["slot"] for w in doc["watermarks"]} == {2}
+    assert [x["slot"] for x in doc["duties"]] == [3, 4, 5]
+    target = open_store(f"sqlite:///{tmp_path}/target.db", migrate=True)
+    inserted, conflicts = import_document(target, doc)
+    assert (inserted, conflicts) == (3, [])
+    g = DutyGuard(target, node_id="m", rollup=ROLLUP)
+    sign = signer_of(account)
+    assert isinstance(g.sign_duty(account.address, 4, A, keccak(b"4"), b"", sign), SameData)
+    assert g.sign_duty(account.address, 4, A, keccak(b"x"), b"", sign) == Refused(keccak(b"4"))
+    # Imported history closes every slot up to its highest one: the gap cannot be filled with new data.
+    assert g.sign_duty(account.address, 1, A, keccak(b"1"), b"", sign) == BelowWatermark(5)
+    assert isinstance(g.sign_duty(account.address, 6, A, keccak(b"6"), b"", sign), NewSignature)
+    target.close()
+
+
+def test_restoring_an_old_backup_cannot_reopen_pruned_slots(store):
+    account = Account.create()
+    _history(store, account, range(1, 4))
+    old_backup = export_document(store)  # watermark none, slots 1..3
+    _history(store, account, range(4, 9))
+    store.prune(7)
+    inserted, conflicts = import_document(store, old_backup)
+    assert conflicts == []
+    assert inserted == 3  # rows come back, but the watermark stays at 7 (max, never lowered)
+    g = DutyGuard(store, node_id="n", rollup=ROLLUP)
+    assert g.sign_duty(account.address, 5, A, keccak(b"5"), b"", signer_of(account)) == BelowWatermark(7)
+    assert store.export_rows()[1][0]["slot"] == 7
+
+
+def test_import_reports_conflicting_history(store):
+    account = Account.create()
+    _history(store, account, [1])
+    doc = export_document(store)
+    doc["duties"][0]["digest"] = "0x" + "ab" * 32
+    inserted, conflicts = import_document(store, doc)
+    assert inserted == 0 and len(conflicts) == 1 and conflicts[0]["slot"] == 1
+
+
+def test_interchange_errors_name_the_path():
+    base = {"format": "ha-sequencer-duty-store", "version": 1, "watermarks": []}
+    with pytest.raises(InterchangeError, match=r"f.json: duties\[0\].digest: expected 32 bytes"):
+        parse_document(
+            {
+                **base,
+                "duties": [
+                    {
+                        "rollup": "0x1",
+                        "attester": "0x2",
+                        "slot": 1,
+                        "duty_type": "attestation",
+                        "digest": "0x01",
+                        "payload": "0x",
+                        "status": "signing",
+                    }
+                ],
+            },
+            "f.json",
+        )
+    with pytest.raises(InterchangeError, match=r"watermarks\[0\].duty_type: unknown 'vote'"):
+        parse_document(
+            {
+                **base,
+                "duties": [],
+                "watermarks": [{"rollup": "r", "attester": "a", "duty_type": "vote", "slot": 1}],
+            }
+        )
+    with pytest.raises(InterchangeError, match="not a ha-sequencer-duty-store"):
+        parse_document({"format": "eip-3076"})
+
+
+def test_ha_db_commands(store_url, tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(ha_db_app, ["status", "--db", store_url])
+    assert isinstance(r.exception, SchemaMismatch) and r.exception.exit_code == 2
+    r = runner.invoke(ha_db_app, ["migrate", "--db", store_url])
+    assert r.exit_code == 0 and f"schema version {SCHEMA_VERSION}" in r.output
+    store = open_store(store_url)
+    account = Account.create()
+    _history(store, account, range(1, 5))
+    store.close()
+    r = runner.invoke(ha_db_app, ["status", "--db", store_url, "--json"])
+    assert r.exit_code == 0 and json.loads(r.output)["duties"] == 4
+    out = tmp_path / "export.json"
+    r = runner.invoke(ha_db_app, ["export", "--db", store_url, "--out", str(out)])
+    assert r.exit_code == 0
+    r = runner.invoke(ha_db_app, ["prune", "--db", store_url, "--up-to-slot", "2"], env={})
+    assert r.exit_code == 0 and "pruned 2 duties" in r.output and "slot 2" in r.output
+    target = f"sqlite:///{tmp_path}/t.db"
+    runner.invoke(ha_db_app, ["migrate", "--db", target])
+    r = runner.invoke(ha_db_app, ["import", "--db", target, str(out)])
+    assert r.exit_code == 0 and "imported 4 duties" in r.output
+    doc = json.loads(out.read_text())
+    doc["duties"][0]["digest"] = "0x" + "cd" * 32
+    out.write_text(json.dumps(doc))
+    r = runner.invoke(ha_db_app, ["import", "--db", target, str(out)])
+    assert isinstance(r.exception, ImportConflict) and r.exception.exit_code == 1
+    out.write_text("{ not json")
+    r = runner.invoke(ha_db_app, ["import", "--db", target, str(out)])
+    assert isinstance(r.exception, InterchangeError) and "line 1 col 3" in str(r.exception)
+
+
+def test_bench_guard_reports_the_issue_fields():
+    from ha_sequencer.ha.bench import bench_guard_run
+
+    result = bench_guard_run("sqlite", nodes=2, duties=60)
+    for k in (
+        "store",
+        "nodes",
+        "duties",
+        "signed",
+        "shared",
+        "refused",
+        "adopted",
+        "equivocations",
+        "claim_p50_ms",
+        "claim_p99_ms",
+        "guarded_per_s",
+        "raw_sign_per_s",
+    ):
+        assert k in result
+    assert result["signed"] + result["adopted"] == 60
+    assert result["equivocations"] == 0 and result["unsigned_duties"] == 0
+    assert result["racers_exit_codes"] == [0]
