@@ -108,6 +108,17 @@ def test_live_claim_is_waited_for_then_busy(store, signer):
     assert signer.calls == []
 
 
+def test_lease_is_judged_by_the_store_clock_not_the_node(store, signer, monkeypatch):
+    # Nodes on several hosts disagree about the time; only the store's clock may say a claimant is dead.
+    key = DutyKey(ROLLUP.lower(), signer.address.lower(), 13, P.value)
+    store.claim(key, d("p"), b"pp", "peer", "tok", 30.0)  # alive for 30 s by the store's clock
+    ahead = time.time() + 3600
+    monkeypatch.setattr(time, "time", lambda: ahead)  # this node's wall clock runs an hour ahead
+    out = guard(store, "b", wait_s=0.1).sign_duty(signer.address, 13, P, d("p"), b"", signer)
+    assert out == Busy("peer")
+    assert signer.calls == []
+
+
 def test_waiter_gets_the_peer_signature_when_it_records(store, signer):
     key = DutyKey(ROLLUP.lower(), signer.address.lower(), 4, P.value)
     store.claim(key, d("p"), b"", "peer", "tok", 30.0)
@@ -272,3 +283,15 @@ def test_inputs_checked(store, signer):
         DutyGuard(store, node_id="", rollup=ROLLUP)
     with pytest.raises(InputError, match="32 bytes"):
         guard(store, "a").sign_duty(signer.address, 1, A, b"short", b"", signer)
+    with pytest.raises(InputError, match="rollup"):
+        DutyGuard(store, node_id="a", rollup="5FbDB2315678afecb367f032d93F642f64180aa3")
+    g = guard(store, "a")
+    assert isinstance(g.sign_duty(signer.address, 1, A, d("x"), b"", signer), NewSignature)
+    # Another spelling of the same attester would be a second scope for the same duty: refused outright.
+    for spelling in (signer.address[2:], " " + signer.address, signer.address + "00"):
+        with pytest.raises(InputError, match="attester"):
+            g.sign_duty(spelling, 1, A, d("y"), b"", signer)
+    with pytest.raises(InputError) as info:  # a key where the address belongs is not echoed
+        g.sign_duty(signer.account.key.hex(), 1, A, d("y"), b"", signer)
+    assert signer.account.key.hex().removeprefix("0x") not in str(info.value)
+    assert signer.calls == [d("x")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
 from eth_account import Account
 from eth_utils import keccak
@@ -84,10 +85,37 @@ def test_bad_urls():
         open_store("sqlite:////nonexistent-dir/x.db")
 
 
-def test_password_never_in_messages():
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres:hunter2@127.0.0.1:1/none",
+        "postgresql://postgres@127.0.0.1:1/none?password=hunter2",
+        "host=127.0.0.1 port=1 password=hunter2",  # a libpq string, not a URL: refused, password hidden
+        "sqlite://user:hunter2@host/x.db",
+    ],
+)
+def test_password_never_in_messages(url):
     with pytest.raises(Exception) as info:
-        open_store("postgresql://postgres:hunter2@127.0.0.1:1/none")
+        open_store(url)
     assert "hunter2" not in str(info.value)
+    assert "hunter2" not in repr(info.value)
+
+
+@pytest.mark.postgres
+def test_postgres_records_are_durable_only_claims_skip_the_flush(pg_url):
+    # The safety argument of the Postgres store: a released signature's record waits for the WAL flush (and
+    # so makes its earlier claim durable), whatever the server's default; only the claim itself may not.
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("ALTER DATABASE " + pg_url.rsplit("/", 1)[1] + " SET synchronous_commit = off")
+    store = open_store(pg_url, migrate=True)
+    try:
+        setting = "SELECT current_setting('synchronous_commit')"
+        assert store._execute(setting, {}) == [("on",)]
+        with store._transaction() as execute:
+            assert execute(setting, {}) == [("on",)]
+        assert store._execute_claim(setting, {}) == [("off",)]
+    finally:
+        store.close()
 
 
 def test_second_live_node_with_the_same_id_refuses(store):
@@ -150,10 +178,46 @@ def test_restoring_an_old_backup_cannot_reopen_pruned_slots(store):
     store.prune(7)
     inserted, conflicts = import_document(store, old_backup)
     assert conflicts == []
-    assert inserted == 3  # rows come back, but the watermark stays at 7 (max, never lowered)
+    assert inserted == 0  # nothing comes back at or below the watermark, which stays at 7 (never lowered)
     g = DutyGuard(store, node_id="n", rollup=ROLLUP)
     assert g.sign_duty(account.address, 5, A, keccak(b"5"), b"", signer_of(account)) == BelowWatermark(7)
+    assert g.sign_duty(account.address, 2, A, keccak(b"2"), b"", signer_of(account)) == BelowWatermark(7)
     assert store.export_rows()[1][0]["slot"] == 7
+
+
+def test_imported_claim_below_the_watermark_is_never_adopted(store):
+    # The store signed slot 3 and pruned it; a document (another cluster, an edited file) holds an unfinished
+    # claim for slot 3 with another digest. Adopting it would sign a second digest for the duty.
+    account = Account.create()
+    _history(store, account, range(1, 5))
+    store.prune(3)
+    other = keccak(b"another message for slot 3")
+    doc = {
+        "format": "ha-sequencer-duty-store",
+        "version": 1,
+        "watermarks": [],
+        "duties": [
+            {
+                "rollup": ROLLUP,
+                "attester": account.address,
+                "slot": 3,
+                "duty_type": A.value,
+                "digest": "0x" + other.hex(),
+                "payload": "0x00",
+                "status": "signing",
+            }
+        ],
+    }
+    assert import_document(store, doc) == (0, [])
+    calls: list[bytes] = []
+
+    def sign(digest: bytes) -> bytes:
+        calls.append(digest)
+        return signer_of(account)(digest)
+
+    g = DutyGuard(store, node_id="n", rollup=ROLLUP, lease_s=0.05)
+    assert g.sign_duty(account.address, 3, A, other, b"", sign) == BelowWatermark(3)
+    assert calls == []
 
 
 def test_import_reports_conflicting_history(store):

@@ -97,3 +97,7 @@ def test_store_urls():
         sqlite_path("sqlite://")
     assert redact_url("postgresql://u:pw@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert redact_url("postgresql://u@h/db?sslmode=require&password=pw") == (
+        "postgresql://u@h/db?sslmode=require&password=***"
+    )
+    assert redact_url("host=h password='p w' dbname=d") == "host=h password=*** dbname=d"

@@ -20,5 +20,5 @@ def light_kdf() -> KdfStrength:
 def aztec_examples() -> Path:
     """Aztec's own example keystores (copied unchanged from aztec-packages)."""
     if not AZTEC_EXAMPLES.is_dir():
-        pytest.skip("Aztec example keystores not present")
+        pytest.fail(f"Aztec example keystores not found at {AZTEC_EXAMPLES}")
     return AZTEC_EXAMPLES

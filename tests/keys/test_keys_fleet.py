@@ -327,7 +327,7 @@ def test_check_cli_exit_codes_and_json(tmp_path: Path, capsys) -> None:
 )
 def test_check_complete_aztec_examples_have_no_errors(capsys, name: str) -> None:
     if not AZTEC_EXAMPLES.is_dir():
-        pytest.skip("Aztec example keystores not present")
+        pytest.fail(f"Aztec example keystores not found at {AZTEC_EXAMPLES}")
     code, out, err = run(["validator-keys", "check", str(AZTEC_EXAMPLES / name)], capsys)
     assert code == 0, out + err
 
@@ -345,7 +345,7 @@ def test_check_complete_aztec_examples_have_no_errors(capsys, name: str) -> None
 )
 def test_check_incomplete_aztec_examples_get_specific_problems(capsys, name: str, codes: set[str]) -> None:
     if not AZTEC_EXAMPLES.is_dir():
-        pytest.skip("Aztec example keystores not present")
+        pytest.fail(f"Aztec example keystores not found at {AZTEC_EXAMPLES}")
     code, out, err = run(["validator-keys", "check", "--json", str(AZTEC_EXAMPLES / name)], capsys)
     assert code == 1
     report = json.loads(out)

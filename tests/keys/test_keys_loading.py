@@ -329,8 +329,12 @@ def test_password_file_source(tmp_path: Path) -> None:
 
 
 def test_reprs_never_show_secrets(tmp_path: Path) -> None:
-    loaded: LoadedKeystore = load_keystore(write(tmp_path, v1(attester={"eth": KEY_A, "bls": KEY_C})))
+    path = write(tmp_path, v1(attester={"eth": KEY_A, "bls": KEY_C}))
+    loaded: LoadedKeystore = load_keystore(path)
     text = repr(loaded) + repr(loaded.validators) + str(loaded.validators[0])
+    # The inspection reports (`validator-keys check`, fleet checks) hold the raw document: never in a repr.
+    report = inspect_keystore(path)
+    text += repr(report) + repr(report.files) + repr(list(report.blocks()))
     for secret in (KEY_A[2:], KEY_C[2:], str(int(KEY_C, 16))):
         assert secret not in text
     assert _address(KEY_A) in text

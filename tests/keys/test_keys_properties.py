@@ -138,6 +138,7 @@ def test_mutations_only_raise_clean_keystore_errors(text: str) -> None:
         else:
             _assert_no_secret(repr(loaded) + repr(loaded.validators))
         report = inspect_keystore(path)
+        _assert_no_secret(repr(report))
         for error in report.all_errors():
             _assert_no_secret(str(error))
         for warning in report.all_warnings():

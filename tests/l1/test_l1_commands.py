@@ -102,6 +102,17 @@ def test_deploy_rejects_bad_key_file(module_anvil, tmp_path) -> None:
     assert "maybe a secret" not in (result.output + str(result.exception))
 
 
+def test_a_key_pasted_as_an_address_is_not_echoed(module_anvil, tmp_path) -> None:
+    key_file = tmp_path / "deployer.key"
+    key_file.write_text(module_anvil.accounts[0].key.hex() + "\n")
+    pasted = module_anvil.accounts[5].key.hex()
+    for flag, value in (("--withdrawer", pasted), ("--fund", f"{pasted}=5")):
+        args = ["l1", "deploy", "--rpc-url", module_anvil.rpc_url, "--private-key-file", str(key_file)]
+        result = runner.invoke(app, [*args, flag, value])
+        assert isinstance(result.exception, InputError) and flag in str(result.exception)
+        assert pasted.removeprefix("0x") not in (result.output + str(result.exception))
+
+
 def test_build_check_passes() -> None:
     result = runner.invoke(app, ["l1", "build", "--check"])
     assert result.exit_code == 0 and "match" in result.output

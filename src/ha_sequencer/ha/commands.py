@@ -29,7 +29,14 @@ DbOption = typer.Option(
     ...,
     "--db",
     envvar=f"{_ENV}HA_DB",
-    help="Duty store URL: sqlite:///PATH or postgresql://user@host:port/db [env HA_SEQUENCER_HA_DB].",
+    help="Duty store URL: sqlite:///PATH or postgresql://user@host:port/db.",
+)
+
+RollupOption = typer.Option(
+    None,
+    "--rollup",
+    envvar=f"{_ENV}ROLLUP",
+    help="Only this rollup (default: all).",
 )
 
 
@@ -94,9 +101,7 @@ def prune(
         help="Delete duties and publish records at or below this slot; "
         "watermarks keep those slots closed forever.",
     ),
-    rollup: str | None = typer.Option(
-        None, "--rollup", envvar=f"{_ENV}ROLLUP", help="Only this rollup (default: all)."
-    ),
+    rollup: str | None = RollupOption,
 ) -> None:
     """Prune old duties, keeping per-duty watermarks."""
     _quiet_pool()
@@ -117,9 +122,7 @@ def prune(
 def export(
     db: str = DbOption,
     out: Path | None = typer.Option(None, "--out", help="File to write (default: stdout)."),
-    rollup: str | None = typer.Option(
-        None, "--rollup", envvar=f"{_ENV}ROLLUP", help="Only this rollup (default: all)."
-    ),
+    rollup: str | None = RollupOption,
 ) -> None:
     """Write the duty history and watermarks as interchange JSON (docs/duty-store-format.md)."""
     _quiet_pool()

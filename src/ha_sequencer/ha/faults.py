@@ -27,7 +27,7 @@ def parse_faults(spec: str, *, seed: int | None = None) -> FaultHook:
     (10 % of duties sleep 20 ms), `before_record:raise%0.01`.
     """
     rng = random.Random(seed)
-    rules: list[tuple[str, str, float, int | None, float]] = []
+    rules: list[tuple[str, str, float, int | None, bool, float]] = []
     for item in filter(None, (s.strip() for s in spec.split(","))):
         slot: int | None = None
         onward = False

@@ -6,11 +6,13 @@ leave. A `signing` row whose lease expired is adopted by exactly one peer, which
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
 
 from ha_sequencer.errors import InputError
+from ha_sequencer.ha.errors import DutyStoreError
 from ha_sequencer.ha.faults import FaultHook
 from ha_sequencer.ha.metrics import GuardMetrics
 from ha_sequencer.ha.outcomes import (
@@ -38,6 +40,17 @@ DEFAULT_PUBLISH_DEADLINE_S = 8.0  # a peer re-publishes a slot's proposal only i
 POLL_START_S, POLL_MAX_S = 0.001, 0.05  # waiting on a live peer's `signing` row
 
 SignFn = Callable[[bytes], bytes]
+# The duty key holds addresses in one spelling (0x + 40 lowercase hex): any other spelling would open a second
+# scope for the same attester, i.e. a second chance to sign the same duty.
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+
+def _address(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _ADDRESS.match(value):
+        # Not echoed: a key passed where its address belongs must not reach a message.
+        shown = f"a {len(value)}-character string" if isinstance(value, str) else type(value).__name__
+        raise InputError(f"DutyGuard: {what} must be an address (0x + 40 hex digits), got {shown}")
+    return value.lower()
 
 
 class DutyGuard:
@@ -60,7 +73,7 @@ class DutyGuard:
             raise InputError(f"DutyGuard: lease_s must be positive, got {lease_s}")
         self.store = store
         self.node_id = node_id
-        self.rollup = rollup.lower()
+        self.rollup = _address(rollup, "rollup")
         self.lease_s = lease_s
         # Waiting a little past the lease lets a survivor adopt a dead claimant's duty in the same call.
         self.wait_s = lease_s * 1.5 if wait_s is None else wait_s
@@ -77,7 +90,7 @@ class DutyGuard:
         if slot < 0:
             raise InputError(f"sign_duty: slot must be >= 0, got {slot}")
         duty_type = DutyType(duty_type)
-        key = DutyKey(self.rollup, attester.lower(), int(slot), duty_type.value)
+        key = DutyKey(self.rollup, _address(attester, f"attester (slot {slot})"), int(slot), duty_type.value)
         spent = [0.0]  # time inside sign_fn, excluded from the claim latency
 
         def timed_sign(d: bytes) -> bytes:
@@ -131,7 +144,8 @@ class DutyGuard:
                 return BelowWatermark(found.watermark)
             return None
         if row.status == "signed":
-            assert row.signature is not None
+            if row.signature is None:  # never written by this build; an edited store must not yield None
+                raise DutyStoreError(f"duty store: signed row without a signature (slot {key.slot})")
             return SameData(row.signature) if row.digest == digest else Refused(row.digest)
         if row.lease_expired:
             return self._adopt(key, row, sign_fn)

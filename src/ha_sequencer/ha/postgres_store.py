@@ -22,11 +22,19 @@ RECONNECT_GIVE_UP_S = 1.5
 STATEMENT_TIMEOUT_MS = 5000
 TCP_USER_TIMEOUT_MS = 3000  # unacknowledged writes abort the connection (a partitioned store fails closed)
 POOL_MIN, POOL_MAX = 1, 8
+CLAIM_POOL_MAX = 4
 MIGRATION_LOCK_KEY = 0x6861_5F64_7574_79  # pg advisory lock id ("ha_duty"), held while migrating
 
 
 class PostgresDutyStore(SqlDutyStore):
-    """Autocommit single statements (the claim: one `INSERT … ON CONFLICT … RETURNING`), prepared."""
+    """Autocommit single statements (the claim: one `INSERT … ON CONFLICT … RETURNING`), prepared.
+
+    Claims commit without waiting for the WAL flush (`synchronous_commit = off`, on their own connections);
+    everything else, the record above all, waits for it. That is one fsync per duty instead of two, and it is
+    safe: a signature leaves the guard only after its record committed durably, and that commit flushes the
+    WAL up to itself, so the claim it updated (written earlier) is durable too. A crash can lose only claims
+    no signature was released for; their claimants' records then fail and no signature leaves (fail closed).
+    """
 
     dialect = "postgres"
     words = {
@@ -39,10 +47,13 @@ class PostgresDutyStore(SqlDutyStore):
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self._where = redact_url(url)
+        timeout = f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
         self._kwargs = {
             "autocommit": True,
             "connect_timeout": CONNECT_TIMEOUT_S,
-            "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            # Durable whatever the server's default: a server-wide `off` (a common tuning) would let a crash
+            # forget a recorded signature and reopen its duty.
+            "options": f"{timeout} -c synchronous_commit=on",
             "prepare_threshold": 1,
             # statement_timeout is enforced by the server; these bound a silent network (no RST) on our side.
             "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
@@ -51,25 +62,32 @@ class PostgresDutyStore(SqlDutyStore):
             "keepalives_interval": 1,
             "keepalives_count": 3,
         }
-        self._pool = psycopg_pool.ConnectionPool(
-            url,
-            min_size=POOL_MIN,
-            max_size=POOL_MAX,
-            kwargs=self._kwargs,
-            timeout=POOL_WAIT_S,
-            open=False,
-            reconnect_timeout=RECONNECT_GIVE_UP_S,
-            name="ha-duty-store",
-        )
-        self._pool.open(wait=False)
+        self._pool = self._new_pool("ha-duty-store", POOL_MAX, self._kwargs)
+        claim_kwargs = {**self._kwargs, "options": f"{timeout} -c synchronous_commit=off"}
+        self._claim_pool = self._new_pool("ha-duty-claims", CLAIM_POOL_MAX, claim_kwargs)
         self._probe_conn: psycopg.Connection | None = None
         self._probe_lock = threading.Lock()
         self._checking = threading.Lock()
 
+    def _new_pool(self, name: str, max_size: int, kwargs: dict[str, Any]) -> psycopg_pool.ConnectionPool:
+        pool = psycopg_pool.ConnectionPool(
+            self.url,
+            min_size=POOL_MIN,
+            max_size=max_size,
+            kwargs=kwargs,
+            timeout=POOL_WAIT_S,
+            open=False,
+            reconnect_timeout=RECONNECT_GIVE_UP_S,
+            name=name,
+        )
+        pool.open(wait=False)
+        return pool
+
     def _check_pool(self) -> None:
         try:
-            with contextlib.suppress(Exception):
-                self._pool.check()
+            for pool in (self._pool, self._claim_pool):
+                with contextlib.suppress(Exception):
+                    pool.check()
         finally:
             self._checking.release()
 
@@ -86,13 +104,23 @@ class PostgresDutyStore(SqlDutyStore):
             return StoreUnreachable(f"duty store {self._where}: {type(exc).__name__}: {exc}".strip())
         return DutyStoreError(f"duty store {self._where}: {type(exc).__name__}: {exc}".strip())
 
-    def _execute(self, sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tuple]:
+    def _execute(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        *,
+        fetch: bool = True,
+        pool: psycopg_pool.ConnectionPool | None = None,
+    ) -> list[tuple]:
         try:
-            with self._pool.connection() as conn:
+            with (pool or self._pool).connection() as conn:
                 cur = conn.execute(sql, params)
                 return cur.fetchall() if fetch and cur.description is not None else []
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             raise self._fail(exc) from exc
+
+    def _execute_claim(self, sql: str, params: dict[str, Any]) -> list[tuple]:
+        return self._execute(sql, params, pool=self._claim_pool)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Any]:
@@ -136,8 +164,9 @@ class PostgresDutyStore(SqlDutyStore):
     def close(self) -> None:
         """Close the pool and the probe connection."""
         super().close()
-        with contextlib.suppress(Exception):
-            self._pool.close(timeout=2)
+        for pool in (self._pool, self._claim_pool):
+            with contextlib.suppress(Exception):
+                pool.close(timeout=2)
         with self._probe_lock:
             if self._probe_conn is not None:
                 with contextlib.suppress(Exception):

@@ -118,11 +118,14 @@ VALUES (%(rollup)s, %(attester)s, %(duty_type)s, %(slot)s, {now})
 ON CONFLICT (rollup, attester, duty_type) DO UPDATE
   SET slot = {greatest}(watermarks.slot, excluded.slot), updated_at = excluded.updated_at
 """
-IMPORT_DUTY = """
+# An imported duty never lands at or below the store's own watermark: the store pruned its row there and no
+# longer knows which digest it signed, so an imported `signing` row with another digest could be adopted.
+IMPORT_DUTY = f"""
 INSERT INTO duties (rollup, attester, slot, duty_type, digest, payload, status, node_id, lock_token,
                     signature, claimed_at, lease_until, signed_at)
-VALUES (%(rollup)s, %(attester)s, %(slot)s, %(duty_type)s, %(digest)s, %(payload)s, %(status)s, %(node_id)s,
-        %(token)s, %(signature)s, {now}, 0, %(signed_at)s)
+SELECT %(rollup)s, %(attester)s, %(slot)s, %(duty_type)s, %(digest)s, %(payload)s, %(status)s, %(node_id)s,
+       %(token)s, %(signature)s, {{now}}, 0, %(signed_at)s
+WHERE NOT EXISTS (SELECT 1 FROM watermarks WHERE {_SCOPE} AND slot >= %(slot)s)
 ON CONFLICT DO NOTHING
 RETURNING slot
 """
@@ -246,20 +249,17 @@ class SqlDutyStore:
     def _exec(self, sql: str, **params: Any) -> list[tuple]:
         return self._execute(self._native(sql), params)
 
+    def _execute_claim(self, sql: str, params: dict[str, Any]) -> list[tuple]:
+        """Run the claim statement (a backend may run it without waiting for its own durability)."""
+        return self._execute(sql, params)
+
     # -- duties ----------------------------------------------------------------------------------------------
     def claim(
         self, key: DutyKey, digest: bytes, payload: bytes, node_id: str, token: str, lease_s: float
     ) -> ClaimResult:
         """Insert a `signing` row for us, or report the existing row / the watermark."""
-        rows = self._exec(
-            CLAIM,
-            **key.params(),
-            digest=digest,
-            payload=payload,
-            node_id=node_id,
-            token=token,
-            lease_s=lease_s,
-        )
+        params = {**key.params(), "digest": digest, "payload": payload, "node_id": node_id, "token": token}
+        rows = self._execute_claim(self._native(CLAIM), {**params, "lease_s": lease_s})
         if rows:
             return Claimed()
         return self.fetch(key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 
 from ha_sequencer.ha.errors import DutyStoreError, StoreUnreachable, StoreURLError
 from ha_sequencer.ha.sqlbase import SqlDutyStore
+from ha_sequencer.ha.store import redact_url
 
 BUSY_TIMEOUT_MS = 5000  # writers queue behind BEGIN IMMEDIATE rather than failing at once
 
@@ -20,11 +22,25 @@ def sqlite_path(url: str) -> Path:
     """`sqlite:///abs/path.db` (also `sqlite:////abs/path.db`) or `sqlite:///./rel.db` → the file path."""
     parts = urlsplit(url)
     if parts.scheme != "sqlite" or parts.netloc or parts.path in ("", "/"):
-        raise StoreURLError(f"--db {url!r}: expected sqlite:///path/to/file.db")
+        raise StoreURLError(f"--db {redact_url(url)!r}: expected sqlite:///path/to/file.db")
     path = parts.path
     if path.startswith(("//", "/./")):
         path = path[1:]
     return Path(path)
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, retrying: the switch takes an exclusive lock that SQLite does not queue behind
+    the busy timeout, so nodes opening a fresh file together would otherwise fail with 'locked'."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 class SqliteDutyStore(SqlDutyStore):
@@ -42,7 +58,7 @@ class SqliteDutyStore(SqlDutyStore):
         super().__init__(url)
         self.path = sqlite_path(url)
         if not self.path.parent.is_dir():
-            raise StoreURLError(f"--db {url!r}: directory {self.path.parent} does not exist")
+            raise StoreURLError(f"--db {redact_url(url)!r}: directory {self.path.parent} does not exist")
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
@@ -58,7 +74,7 @@ class SqliteDutyStore(SqlDutyStore):
                     self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
                 )
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                conn.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(conn)
                 conn.execute("PRAGMA synchronous = FULL")  # a recorded signature must survive power loss
             except sqlite3.Error as exc:
                 raise StoreUnreachable(f"duty store {self.path}: {exc}") from exc

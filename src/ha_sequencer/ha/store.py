@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -137,13 +138,21 @@ class DutyStore(Protocol):
     def close(self) -> None: ...
 
 
+# libpq also takes a password as a query parameter (`?password=…`, `sslpassword=…`) or as a `password=…` word
+# of a key=value connection string: all of them are hidden, quoted values included.
+_PASSWORD_PARAM = re.compile(r"""((?:^|[?&\s])(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]*)""", re.I)
+
+
 def redact_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return parts._replace(netloc=netloc).geturl()
+    """The URL (or libpq connection string) without its passwords, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not parseable as a URL (e.g. a bad port): still hide what looks like a password
+        parts, password = None, None
+    if parts is not None and password is not None:
+        url = parts._replace(netloc=parts.netloc.replace(f":{password}@", ":***@")).geturl()
+    return _PASSWORD_PARAM.sub(r"\1***", url)
 
 
 def open_store(url: str, *, migrate: bool = False, check: bool = True) -> DutyStore:

@@ -120,7 +120,7 @@ class ResolvedAccount:
     account: LocalAccount | None = field(repr=False)
     json_path: str
     kind: Literal["key", "mnemonic", "file", "remote"]
-    key_file: Path | None = None
+    key_file: Path | None = field(default=None, repr=False)  # user-written: may be a pasted key
     password: Secret | None = field(default=None, repr=False)
 
 
@@ -132,7 +132,7 @@ class ResolvedAttester:
     bls_secret: int | None = field(repr=False)
     bls_public: bytes | None
     bls_json_path: str | None = None
-    bls_key_file: Path | None = None
+    bls_key_file: Path | None = field(default=None, repr=False)
     bls_password: Secret | None = field(default=None, repr=False)
 
 
@@ -208,7 +208,7 @@ class FileReport:
     """One keystore file: its raw JSON, its validated schema, its resolved blocks and its problems."""
 
     file: Path
-    raw: Any = None
+    raw: Any = field(default=None, repr=False)  # the document as read: private keys, mnemonics, passwords
     keystore: Keystore | None = None
     blocks: list[ResolvedBlock] = field(default_factory=list)
     funding: ResolvedAccount | None = None

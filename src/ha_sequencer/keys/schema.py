@@ -159,7 +159,7 @@ class _Strict(BaseModel):
 class EncryptedKeyFile(_Strict):
     """`{path, password?}`: a JSON V3 (ETH) or EIP-2335-layout (BLS) file, or for ETH a directory of them."""
 
-    path: str
+    path: str = Field(repr=False)  # hidden: a key pasted where its path belongs must not reach a repr
     password: Secret | None = None
 
 

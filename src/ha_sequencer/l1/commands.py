@@ -13,12 +13,14 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
 from ha_sequencer.errors import InputError
+from ha_sequencer.keys.errors import redact
 from ha_sequencer.protocol.constants import (
     DEVNET_COMMITTEE_SIZE,
     DEVNET_EPOCH_LENGTH,
     DEVNET_MIN_STAKE,
     DEVNET_SLASH_AMOUNT,
     DEVNET_SLOT_DURATION,
+    WEI_PER_ETH,
 )
 
 _ENV = "HA_SEQUENCER_"
@@ -47,7 +49,7 @@ def _eth_to_wei(value: str, flag: str) -> int:
         amount = Decimal(value)
     except InvalidOperation:
         raise InputError(f"{flag}: {value!r} is not a number of ETH") from None
-    wei = amount * 10**18
+    wei = amount * WEI_PER_ETH
     if amount < 0 or wei != wei.to_integral_value():
         raise InputError(f"{flag}: {value!r} must be a non-negative amount with at most 18 decimals")
     return int(wei)
@@ -55,7 +57,8 @@ def _eth_to_wei(value: str, flag: str) -> int:
 
 def _address(value: str, flag: str) -> str:
     if not is_address(value):
-        raise InputError(f"{flag}: {value!r} is not an Ethereum address")
+        # redact: a private key pasted where an address belongs never reaches the message
+        raise InputError(f"{flag}: {redact(repr(value))} is not an Ethereum address")
     return to_checksum_address(value)
 
 
@@ -64,7 +67,9 @@ def _allocation(entries: list[str]) -> list[tuple[str, int]]:
     for n, entry in enumerate(entries, 1):
         address, sep, amount = entry.partition("=")
         if not sep or not amount.strip().isdigit():
-            raise InputError(f"--fund #{n}: expected ADDRESS=AMOUNT (L2 units, an integer), got {entry!r}")
+            raise InputError(
+                f"--fund #{n}: expected ADDRESS=AMOUNT (L2 units, an integer), got {redact(repr(entry))}"
+            )
         out.append((_address(address.strip(), f"--fund #{n}"), int(amount)))
     return out
 
@@ -122,13 +127,13 @@ def deploy_cmd(
         max=256,
     ),
     min_stake: str = typer.Option(
-        str(Decimal(DEVNET_MIN_STAKE) / 10**18),
+        str(Decimal(DEVNET_MIN_STAKE) / WEI_PER_ETH),
         "--min-stake",
         envvar=f"{_ENV}MIN_STAKE",
         help="Minimum stake in ETH.",
     ),
     slash_amount: str = typer.Option(
-        str(Decimal(DEVNET_SLASH_AMOUNT) / 10**18),
+        str(Decimal(DEVNET_SLASH_AMOUNT) / WEI_PER_ETH),
         "--slash-amount",
         envvar=f"{_ENV}SLASH_AMOUNT",
         help="ETH slashed per equivocation.",
@@ -276,6 +281,6 @@ def register_cmd(
     else:
         for row in rows:
             typer.echo(
-                f"{row['attester']} staked {Decimal(row['stake']) / 10**18} ETH, active from epoch "
+                f"{row['attester']} staked {Decimal(row['stake']) / WEI_PER_ETH} ETH, active from epoch "
                 f"{row['activationEpoch']} (tx {row['tx']})"
             )

@@ -13,7 +13,14 @@ from ha_sequencer.l1.anvil import Anvil
 from ha_sequencer.l1.client import RollupClient
 from ha_sequencer.l1.deploy import GenesisValidator, deploy_rollup
 from ha_sequencer.protocol.committee import committee_for, proposer_for, quorum
-from ha_sequencer.protocol.constants import NetworkParams
+from ha_sequencer.protocol.constants import (
+    DEVNET_COMMITTEE_SIZE,
+    DEVNET_EPOCH_LENGTH,
+    DEVNET_MIN_STAKE,
+    DEVNET_SLASH_AMOUNT,
+    DEVNET_SLOT_DURATION,
+    NetworkParams,
+)
 from ha_sequencer.protocol.messages import (
     Attestation,
     Proposal,
@@ -124,11 +131,11 @@ def deploy_local_rollup(
     anvil: Anvil,
     *,
     validators: int | Sequence[LocalAccount] = 4,
-    slot_duration: int = 4,
-    epoch_length: int = 8,
-    committee_size: int = 48,
-    min_stake: int = 10**18,
-    slash_amount: int = 10**17,
+    slot_duration: int = DEVNET_SLOT_DURATION,
+    epoch_length: int = DEVNET_EPOCH_LENGTH,
+    committee_size: int = DEVNET_COMMITTEE_SIZE,
+    min_stake: int = DEVNET_MIN_STAKE,
+    slash_amount: int = DEVNET_SLASH_AMOUNT,
     genesis_time: int | None = None,
     genesis_seed: bytes | None = None,
     genesis_allocation: Sequence[tuple[str, int]] = (),

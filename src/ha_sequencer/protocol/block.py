@@ -22,7 +22,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 
 from ha_sequencer.errors import HASequencerError
-from ha_sequencer.protocol.constants import MAX_TXS_PER_BLOCK, SIGNATURE_BYTES, NetworkParams
+from ha_sequencer.protocol.constants import MAX_TXS_PER_BLOCK, SIGNATURE_BYTES, UINT256_MAX, NetworkParams
 from ha_sequencer.protocol.messages import (
     InvalidSignature,
     L2Tx,
@@ -31,8 +31,6 @@ from ha_sequencer.protocol.messages import (
     sign_digest,
     tx_digest,
 )
-
-UINT256_MAX = 2**256 - 1
 
 # Field layout of one encoded tx.
 _ADDRESS = 20

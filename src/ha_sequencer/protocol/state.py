@@ -25,8 +25,8 @@ from typing import NamedTuple
 from eth_utils import keccak, to_canonical_address
 
 from ha_sequencer.errors import HASequencerError
-from ha_sequencer.protocol.block import UINT256_MAX, SignedTx
-from ha_sequencer.protocol.constants import MAX_TXS_PER_BLOCK, NetworkParams
+from ha_sequencer.protocol.block import SignedTx
+from ha_sequencer.protocol.constants import MAX_TXS_PER_BLOCK, UINT256_MAX, NetworkParams
 
 ACCOUNT_ID_SIZE = 32
 
