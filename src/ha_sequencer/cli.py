@@ -45,12 +45,15 @@ def _register() -> None:
     from ha_sequencer.ha.commands import bench_guard
     from ha_sequencer.keys.commands import app as keys_app
     from ha_sequencer.l1.commands import app as l1_app
+    from ha_sequencer.monitoring.commands import balance, monitor
 
     app.add_typer(keys_app, name="validator-keys")
     app.add_typer(l1_app, name="l1")
     app.add_typer(ha_db_app, name="ha-db")
     app.add_typer(bench_app, name="bench")
     bench_app.command("guard")(bench_guard)
+    app.command("balance")(balance)
+    app.command("monitor")(monitor)
 
 
 _register()
