@@ -40,20 +40,24 @@ def _root(
 
 
 def _register() -> None:
-    # Each package owns its commands; this file only composes them.
+    # Each package owns its commands; this file only composes them, in the operator's order.
     from ha_sequencer.ha.commands import app as ha_db_app
     from ha_sequencer.ha.commands import bench_guard
     from ha_sequencer.keys.commands import app as keys_app
     from ha_sequencer.l1.commands import app as l1_app
     from ha_sequencer.monitoring.commands import balance, monitor
+    from ha_sequencer.node.bench import bench_pipeline
+    from ha_sequencer.node.commands import app as node_app
 
     app.add_typer(keys_app, name="validator-keys")
-    app.add_typer(l1_app, name="l1")
-    app.add_typer(ha_db_app, name="ha-db")
-    app.add_typer(bench_app, name="bench")
-    bench_app.command("guard")(bench_guard)
+    app.add_typer(node_app, name="node")
     app.command("balance")(balance)
     app.command("monitor")(monitor)
+    app.add_typer(ha_db_app, name="ha-db")
+    app.add_typer(l1_app, name="l1")
+    app.add_typer(bench_app, name="bench")
+    bench_app.command("guard")(bench_guard)
+    bench_app.command("pipeline")(bench_pipeline)
 
 
 _register()

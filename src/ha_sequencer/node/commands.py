@@ -1,0 +1,113 @@
+"""`ha-sequencer node …`: run a sequencer node (issue 5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ha_sequencer.node.config import DEFAULT_HTTP_PORT, DEFAULT_NETWORK, DEFAULT_P2P_PORT, build_config
+
+app = typer.Typer(help="Run a sequencer node.", no_args_is_help=True)
+
+_ENV = "HA_SEQUENCER_"
+
+
+@app.callback()
+def _node() -> None:
+    """Run a sequencer node."""
+
+
+@app.command("start")
+def start(
+    keystore: Path = typer.Option(
+        ...,
+        "--keystore",
+        envvar=f"{_ENV}KEYSTORE",
+        help="Keystore file or directory of keystore .json files.",
+    ),
+    l1_rpc_urls: str = typer.Option(
+        ...,
+        "--l1-rpc-urls",
+        envvar=f"{_ENV}L1_RPC_URLS",
+        help="L1 JSON-RPC URLs, comma-separated (failover order).",
+    ),
+    rollup: str = typer.Option(
+        ..., "--rollup", envvar=f"{_ENV}ROLLUP", help="Address of the L1 Rollup contract."
+    ),
+    data_dir: Path = typer.Option(
+        Path("./ha-sequencer-data"), "--data-dir", envvar=f"{_ENV}DATA_DIR", help="Node data directory."
+    ),
+    port: int = typer.Option(
+        DEFAULT_HTTP_PORT, "--port", envvar=f"{_ENV}PORT", help="HTTP port for /status, /metrics, JSON-RPC."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", envvar=f"{_ENV}HOST", help="HTTP bind address."),
+    p2p_port: int = typer.Option(
+        DEFAULT_P2P_PORT, "--p2p-port", envvar=f"{_ENV}P2P_PORT", help="libp2p TCP port."
+    ),
+    p2p_host: str = typer.Option(
+        "127.0.0.1", "--p2p-host", envvar=f"{_ENV}P2P_HOST", help="libp2p bind address."
+    ),
+    bootstrap_nodes: str = typer.Option(
+        "", "--bootstrap-nodes", envvar=f"{_ENV}BOOTSTRAP_NODES", help="Peer multiaddrs, comma-separated."
+    ),
+    ha_db: str = typer.Option(
+        "",
+        "--ha-db",
+        envvar=f"{_ENV}HA_DB",
+        help="Duty store: sqlite:///PATH or postgresql://… (default: SQLite file in the data dir).",
+    ),
+    node_id: str = typer.Option(
+        "", "--node-id", envvar=f"{_ENV}NODE_ID", help="This node's id (logs, duty store)."
+    ),
+    network: str = typer.Option(DEFAULT_NETWORK, "--network", envvar=f"{_ENV}NETWORK", help="Network name."),
+    keystore_password_file: Path | None = typer.Option(
+        None,
+        "--keystore-password-file",
+        envvar=f"{_ENV}KEYSTORE_PASSWORD_FILE",
+        help="File holding the password of encrypted keys.",
+    ),
+    keystore_password: str | None = typer.Option(
+        None,
+        "--keystore-password",
+        envvar=f"{_ENV}KEYSTORE_PASSWORD",
+        help="Password of encrypted keys (prefer the env var or a file).",
+        show_default=False,
+    ),
+    allow_insecure_keystore: bool = typer.Option(
+        False,
+        "--allow-insecure-keystore",
+        envvar=f"{_ENV}ALLOW_INSECURE_KEYSTORE",
+        help="Start even if a keystore file is readable by group/others (loud warning).",
+    ),
+    lease: float | None = typer.Option(
+        None,
+        "--duty-lease",
+        envvar=f"{_ENV}DUTY_LEASE",
+        help="Seconds before an unfinished duty may be adopted.",
+    ),
+    log_level: str = typer.Option("INFO", "--log-level", envvar=f"{_ENV}LOG_LEVEL", help="Log level."),
+) -> None:
+    """Run a node until SIGTERM/SIGINT (exit 0)."""
+    from ha_sequencer.node.app import run_node, setup_logging
+
+    setup_logging(log_level)
+    config = build_config(
+        keystore=keystore,
+        l1_rpc_urls=l1_rpc_urls,
+        rollup=rollup,
+        data_dir=data_dir,
+        ha_db=ha_db or None,
+        node_id=node_id or None,
+        network=network,
+        host=host,
+        port=port,
+        p2p_port=p2p_port,
+        p2p_host=p2p_host,
+        bootstrap_nodes=bootstrap_nodes or None,
+        allow_insecure_keystore=allow_insecure_keystore,
+        keystore_password_file=keystore_password_file,
+        keystore_password=keystore_password,
+        lease_s=lease,
+    )
+    run_node(config)

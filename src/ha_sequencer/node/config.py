@@ -1,0 +1,192 @@
+"""The node's configuration: flags/env parsed once into a frozen `NodeConfig` (DESIGN.md: Node; issue 5)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from ha_sequencer.errors import InputError
+
+DEFAULT_HTTP_PORT = 8080
+DEFAULT_P2P_PORT = 40400
+DEFAULT_NETWORK = "devnet"
+HA_DB_FILENAME = "duties.sqlite"
+P2P_KEY_FILENAME = "p2p-key"
+
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+
+class ConfigError(InputError):
+    """A flag or environment value the node cannot use (exit 2)."""
+
+
+def redact_url(url: str) -> str:
+    """The URL with user:password and query-string secrets removed, for logs and /status."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    if parts.username or parts.password:
+        host = f"***@{host}"
+    # API keys often ride in the path (…/v2/<key>) or the query: keep only the first path segment
+    path = parts.path
+    segments = [s for s in path.split("/") if s]
+    if len(segments) > 1 or any(len(s) >= 20 for s in segments):
+        path = "/***"
+    query = "***" if parts.query else ""
+    return urlunsplit((parts.scheme, host, path, query, ""))
+
+
+def parse_urls(value: str, *, flag: str) -> list[str]:
+    """Split a comma-separated list of http(s)/ws URLs, rejecting empty or malformed entries."""
+    urls = [u.strip() for u in value.split(",") if u.strip()]
+    if not urls:
+        raise ConfigError(f"{flag}: at least one URL is required")
+    for u in urls:
+        parts = urlsplit(u)
+        if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
+            raise ConfigError(f"{flag}: not an http(s) URL: {redact_url(u)!r}")
+    return urls
+
+
+def parse_multiaddrs(value: str | None) -> list[str]:
+    """Split a comma-separated list of libp2p multiaddrs (each must carry a /p2p/ peer id)."""
+    if not value:
+        return []
+    out = [m.strip() for m in value.split(",") if m.strip()]
+    for m in out:
+        if not m.startswith("/") or "/p2p/" not in m:
+            raise ConfigError(f"--bootstrap-nodes: not a multiaddr with /p2p/<peer id>: {m!r}")
+    return out
+
+
+@dataclass(frozen=True)
+class HaDb:
+    """Where the duty store lives: `kind` is "sqlite" or "postgres"; `url` is what `ha.open_store` takes."""
+
+    kind: str
+    url: str = field(repr=False)
+
+    @property
+    def display(self) -> str:
+        """The URL safe to log (credentials removed)."""
+        if self.kind == "sqlite":
+            return self.url
+        return redact_url(self.url)
+
+
+def parse_ha_db(value: str | None, data_dir: Path) -> HaDb:
+    """`sqlite:///path`, `postgresql://…` (or `postgres://…`); default a SQLite file in the data dir."""
+    if not value:
+        return HaDb("sqlite", f"sqlite:///{(data_dir / HA_DB_FILENAME).resolve()}")
+    if value.startswith("sqlite:///"):
+        if len(value) <= len("sqlite:///"):
+            raise ConfigError("--ha-db: sqlite URL needs a path, e.g. sqlite:///var/lib/ha/duties.sqlite")
+        return HaDb("sqlite", value)
+    if value.startswith(("postgresql://", "postgres://")):
+        return HaDb("postgres", value)
+    raise ConfigError(f"--ha-db: expected sqlite:///PATH or postgresql://…, got {redact_url(value)!r}")
+
+
+def check_address(value: str, *, flag: str) -> str:
+    """A 0x-prefixed 20-byte hex address."""
+    if not _ADDRESS.match(value):
+        raise ConfigError(f"{flag}: not a 20-byte hex address: {value!r}")
+    return value
+
+
+def default_node_id() -> str:
+    """A short random node id (stable ids should be passed with --node-id)."""
+    return f"node-{secrets.token_hex(3)}"
+
+
+def insecure_keystore_files(path: Path) -> list[Path]:
+    """Keystore files (the file, or the .json files in a directory) readable or writable by group/others."""
+    files = [path] if path.is_file() else sorted(p for p in path.glob("*.json") if p.is_file())
+    return [f for f in files if f.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO)]
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything `node start` needs, validated; secrets never in repr."""
+
+    keystore: Path
+    l1_rpc_urls: tuple[str, ...] = field(repr=False)
+    rollup: str
+    data_dir: Path
+    ha_db: HaDb
+    node_id: str
+    network: str = DEFAULT_NETWORK
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_HTTP_PORT
+    p2p_port: int = DEFAULT_P2P_PORT
+    p2p_host: str = "127.0.0.1"
+    bootstrap_nodes: tuple[str, ...] = ()
+    allow_insecure_keystore: bool = False
+    keystore_password_file: Path | None = None
+    keystore_password: str | None = field(default=None, repr=False)
+    lease_s: float | None = None
+
+    @property
+    def l1_urls_display(self) -> list[str]:
+        """The L1 URLs safe for logs."""
+        return [redact_url(u) for u in self.l1_rpc_urls]
+
+    @property
+    def p2p_key_path(self) -> Path:
+        """The persisted secp256k1 libp2p identity key."""
+        return self.data_dir / P2P_KEY_FILENAME
+
+
+def build_config(
+    *,
+    keystore: Path,
+    l1_rpc_urls: str,
+    rollup: str,
+    data_dir: Path,
+    ha_db: str | None,
+    node_id: str | None,
+    network: str,
+    host: str,
+    port: int,
+    p2p_port: int,
+    p2p_host: str,
+    bootstrap_nodes: str | None,
+    allow_insecure_keystore: bool,
+    keystore_password_file: Path | None,
+    keystore_password: str | None,
+    lease_s: float | None = None,
+) -> NodeConfig:
+    """Validate raw flag values into a NodeConfig (raises ConfigError naming the flag)."""
+    if not keystore.exists():
+        raise ConfigError(f"--keystore: {keystore} does not exist")
+    if rollup is not None:
+        check_address(rollup, flag="--rollup")
+    for flag, p in (("--port", port), ("--p2p-port", p2p_port)):
+        if not 0 <= p <= 65535:
+            raise ConfigError(f"{flag}: {p} is not a TCP port")
+    if keystore_password_file is not None and not keystore_password_file.is_file():
+        raise ConfigError(f"--keystore-password-file: {keystore_password_file} is not a file")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return NodeConfig(
+        keystore=keystore,
+        l1_rpc_urls=tuple(parse_urls(l1_rpc_urls, flag="--l1-rpc-urls")),
+        rollup=rollup,
+        data_dir=data_dir,
+        ha_db=parse_ha_db(ha_db, data_dir),
+        node_id=node_id or default_node_id(),
+        network=network,
+        host=host,
+        port=port,
+        p2p_port=p2p_port,
+        p2p_host=p2p_host,
+        bootstrap_nodes=tuple(parse_multiaddrs(bootstrap_nodes)),
+        allow_insecure_keystore=allow_insecure_keystore,
+        keystore_password_file=keystore_password_file,
+        keystore_password=keystore_password,
+        lease_s=lease_s,
+    )

@@ -1,0 +1,176 @@
+"""Protocol checks on every gossip message before relay: decoding, slot window, signer, duplicates.
+
+Plugged into `p2p.validation` (which already enforces the size cap and drops byte-identical duplicates).
+REJECT = provably invalid (garbage, bad signature, signer not entitled); IGNORE = not useful now (outside the
+slot window, committee unknown yet, a second distinct message from the same signer for the same slot).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ha_sequencer.node.committees import CommitteeCache
+from ha_sequencer.node.wire import (
+    SignedAttestation,
+    SignedBlock,
+    WireError,
+    decode_attestation,
+    decode_signed_block,
+    decode_tx_message,
+)
+from ha_sequencer.p2p.validation import Verdict
+from ha_sequencer.protocol.block import TX_SIZE, InvalidTxs, SignedTx
+from ha_sequencer.protocol.constants import MAX_TXS_PER_BLOCK, NetworkParams
+from ha_sequencer.protocol.messages import (
+    Attestation,
+    InvalidSignature,
+    Proposal,
+    attestation_digest,
+    proposal_digest,
+    recover_signer,
+)
+
+log = logging.getLogger(__name__)
+
+# Slots accepted around the local slot: one behind (late delivery near a boundary), one ahead (clock skew).
+SLOT_WINDOW_BEHIND = 1
+SLOT_WINDOW_AHEAD = 1
+
+
+@dataclass(frozen=True)
+class ProposalMessage:
+    """A decoded, signature-checked proposal."""
+
+    signed: SignedBlock
+    proposer: str
+    digest: bytes
+
+
+@dataclass(frozen=True)
+class AttestationMessage:
+    """A decoded, signature-checked attestation."""
+
+    attestation: SignedAttestation
+    attester: str
+    digest: bytes
+
+
+def parse_proposal(params: NetworkParams, data: bytes) -> ProposalMessage:
+    """Decode a proposal and recover its signer (raises WireError / InvalidSignature)."""
+    signed = decode_signed_block(data)
+    b = signed.block
+    digest = proposal_digest(params, Proposal(b.slot, b.parent_archive, b.archive, b.txs_hash))
+    return ProposalMessage(signed, recover_signer(digest, signed.signature), digest)
+
+
+def parse_attestation(params: NetworkParams, data: bytes) -> AttestationMessage:
+    """Decode an attestation and recover its signer (raises WireError / InvalidSignature)."""
+    att = decode_attestation(data)
+    digest = attestation_digest(params, Attestation(att.slot, att.archive))
+    return AttestationMessage(att, recover_signer(digest, att.signature), digest)
+
+
+def parse_tx(params: NetworkParams, data: bytes) -> SignedTx:
+    """Decode a tx message into one signed tx (raises WireError / InvalidTxs)."""
+    return SignedTx.decode(decode_tx_message(data))
+
+
+class GossipChecks:
+    """The three topic validators of one node; state: the slot clock, committees, first-seen signers."""
+
+    def __init__(
+        self,
+        params: NetworkParams,
+        committees: CommitteeCache,
+        current_slot: Callable[[], int],
+    ) -> None:
+        self.params = params
+        self.committees = committees
+        self.current_slot = current_slot
+        # (slot, signer) → digest of the first valid message: a second, different one is equivocation evidence
+        self._proposals: dict[tuple[int, str], bytes] = {}
+        self._attestations: dict[tuple[int, str], bytes] = {}
+        self.equivocations: list[tuple[str, int, str]] = []
+
+    def _in_window(self, slot: int) -> bool:
+        now = self.current_slot()
+        return now - SLOT_WINDOW_BEHIND <= slot <= now + SLOT_WINDOW_AHEAD
+
+    def _prune(self) -> None:
+        floor = self.current_slot() - SLOT_WINDOW_BEHIND - 1
+        for seen in (self._proposals, self._attestations):
+            for key in [k for k in seen if k[0] < floor]:
+                del seen[key]
+
+    def check_proposal(self, data: bytes, from_peer: str) -> Verdict:
+        """Validator of `/hasq/1/proposal`."""
+        try:
+            msg = parse_proposal(self.params, data)
+        except (WireError, InvalidSignature, ValueError) as exc:
+            log.debug("proposal from %s rejected: %s", from_peer, exc)
+            return Verdict.REJECT
+        slot = msg.signed.block.slot
+        if len(msg.signed.block.txs) > MAX_TXS_PER_BLOCK * TX_SIZE:
+            return Verdict.REJECT
+        if not self._in_window(slot):
+            log.debug("proposal for slot %d outside the window (now %d): ignore", slot, self.current_slot())
+            return Verdict.IGNORE
+        proposer = self.committees.proposer(slot)
+        if proposer is None:
+            return Verdict.IGNORE
+        if msg.proposer != proposer:
+            log.info(
+                "slot %d: proposal signed by %s, the proposer is %s: reject", slot, msg.proposer, proposer
+            )
+            return Verdict.REJECT
+        return self._first_of(self._proposals, "proposal", slot, msg.proposer, msg.digest)
+
+    def check_attestation(self, data: bytes, from_peer: str) -> Verdict:
+        """Validator of `/hasq/1/attestation`."""
+        try:
+            msg = parse_attestation(self.params, data)
+        except (WireError, InvalidSignature, ValueError) as exc:
+            log.debug("attestation from %s rejected: %s", from_peer, exc)
+            return Verdict.REJECT
+        slot = msg.attestation.slot
+        if not self._in_window(slot):
+            return Verdict.IGNORE
+        member = self.committees.is_member(slot, msg.attester)
+        if member is None:
+            return Verdict.IGNORE
+        if not member:
+            log.info("slot %d: attestation by %s, not on the committee: reject", slot, msg.attester)
+            return Verdict.REJECT
+        return self._first_of(self._attestations, "attestation", slot, msg.attester, msg.digest)
+
+    def check_tx(self, data: bytes, from_peer: str) -> Verdict:
+        """Validator of `/hasq/1/tx` (stateful checks — nonce, balance — happen in the mempool)."""
+        try:
+            stx = parse_tx(self.params, data)
+        except (WireError, InvalidTxs, ValueError) as exc:
+            log.debug("tx from %s rejected: %s", from_peer, exc)
+            return Verdict.REJECT
+        if not stx.is_signed_by_sender(self.params):
+            return Verdict.REJECT
+        return Verdict.ACCEPT
+
+    def _first_of(
+        self, seen: dict[tuple[int, str], bytes], kind: str, slot: int, signer: str, digest: bytes
+    ) -> Verdict:
+        self._prune()
+        first = seen.setdefault((slot, signer), digest)
+        if first != digest:
+            # the same signer signed two different messages for one slot: keep the first, record the evidence
+            log.warning(
+                "slot %d: %s equivocated on %s (digests %s… and %s…)",
+                slot,
+                signer,
+                kind,
+                first.hex()[:12],
+                digest.hex()[:12],
+            )
+            self.equivocations.append((kind, slot, signer))
+            return Verdict.IGNORE
+        return Verdict.ACCEPT

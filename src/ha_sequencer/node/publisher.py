@@ -1,0 +1,207 @@
+"""The publisher: submits a proposal with its quorum to L1 `Rollup.propose`, once per slot across HA twins.
+
+- Never submits what the chain already has: the L1 tips are read first (a slot at or below the tip's is done).
+- The guard's publish record decides whose turn it is, so twins do not all pay gas; a twin takes over only
+  when the first submission is not mined by its deadline.
+- EIP-1559 fees, nonces and RPC failover live in the L1 client; reverts arrive as named `RollupError`s and are
+  logged by name.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import trio
+
+from ha_sequencer.ha.errors import DutyStoreError
+from ha_sequencer.ha.outcomes import PublishDone, PublishTheirs, PublishYours
+from ha_sequencer.l1.errors import L1Error, RollupError, SlotAlreadyInChain
+from ha_sequencer.node.clock import SlotClock
+from ha_sequencer.node.metrics import NodeMetrics
+from ha_sequencer.node.wire import SignedBlock
+from ha_sequencer.protocol.messages import Proposal
+
+log = logging.getLogger(__name__)
+
+# Fractions of the slot
+SUBMIT_UNTIL = 0.85  # a submission later than this cannot be mined inside the slot
+FIRST_PUBLISHER_GRACE = (
+    0.25  # how long twins wait for the first publisher's tx to be mined before taking over
+)
+POLL_TWIN = 0.05  # seconds between looks at the chain while a twin publishes
+# An explicit gas limit: the client's estimate runs on the latest L1 block, whose timestamp on an automining
+# anvil can be slots old (NotCurrentSlot in simulation). Unused gas is not charged under EIP-1559.
+PROPOSE_GAS_BASE = 1_500_000
+PROPOSE_GAS_PER_ATTESTATION = 15_000
+PROPOSE_GAS_PER_TX_BYTE = 40
+
+
+def propose_gas_limit(attestations: int, txs_bytes: int) -> int:
+    """A safe gas limit for `propose` with this many attestations and calldata bytes."""
+    return PROPOSE_GAS_BASE + PROPOSE_GAS_PER_ATTESTATION * attestations + PROPOSE_GAS_PER_TX_BYTE * txs_bytes
+
+
+@dataclass
+class PublishResult:
+    """How one slot's publication ended (for logs and the benchmark)."""
+
+    slot: int
+    result: str
+    tx_hash: str | None = None
+
+
+class Publisher:
+    """One publisher account per node (the attester's first in the keystore); blocking calls in threads."""
+
+    def __init__(
+        self, *, client, guard, clock: SlotClock, metrics: NodeMetrics, accounts: dict[str, object]
+    ) -> None:
+        self.client = client
+        self.guard = guard
+        self.clock = clock
+        self.metrics = metrics
+        # attester → the publisher LocalAccount this node pays gas with
+        self.accounts = accounts
+
+    async def _on_chain(self, slot: int, archive: bytes) -> str | None:
+        """'ours' if L1's tip is this block, 'other' if L1 already has a block at/after `slot`, else None."""
+        _number, tip_archive, tip_slot = await trio.to_thread.run_sync(self.client.tips)
+        if tip_slot >= slot:
+            return "ours" if tip_archive == archive else "other"
+        return None
+
+    async def publish(
+        self, slot: int, attester: str, signed: SignedBlock, attestations: list[bytes], record
+    ) -> None:
+        """Get `signed` with its attestations onto L1 within `slot`, or give up at its submit deadline."""
+        block = signed.block
+        duration = self.clock.timing.slot_duration
+        grace = max(0.2, FIRST_PUBLISHER_GRACE * duration)
+        with trio.move_on_at(self.clock.slot_deadline(slot, SUBMIT_UNTIL)) as scope:
+            while True:
+                try:
+                    state = await self._on_chain(slot, block.archive)
+                except L1Error as exc:
+                    log.warning("slot %d: L1 tips unavailable: %s", slot, exc)
+                    await trio.sleep(POLL_TWIN)
+                    continue
+                if state is not None:
+                    self._done(slot, attester, state)
+                    return
+                try:
+                    turn = await trio.to_thread.run_sync(
+                        lambda: self.guard.claim_publish(attester, slot, deadline_s=grace)
+                    )
+                except DutyStoreError as exc:
+                    # the proposal is signed already; publishing uncoordinated risks gas, never a slash
+                    log.warning(
+                        "slot %d: duty store unavailable for the publish record (%s): publishing", slot, exc
+                    )
+                    turn = PublishYours(0, None)
+                if isinstance(turn, PublishDone):
+                    self.metrics.l1_submissions.labels(result="yielded").inc()
+                    return
+                if isinstance(turn, PublishTheirs):
+                    # a twin is publishing: watch the chain until its deadline passes, then ask again
+                    await trio.sleep(POLL_TWIN)
+                    continue
+                assert isinstance(turn, PublishYours)
+                if turn.attempt > 1:
+                    log.warning("slot %d: taking over publication (attempt %d)", slot, turn.attempt)
+                done = await self._submit(slot, attester, signed, attestations, turn.attempt, grace, record)
+                if done:
+                    return
+        if scope.cancelled_caught:
+            self.metrics.l1_submissions.labels(result="missed").inc()
+            log.warning(
+                "slot %d: proposal 0x%s… not on L1 by the submit deadline", slot, block.archive.hex()[:12]
+            )
+
+    async def _store_call(self, slot: int, fn) -> None:
+        try:
+            await trio.to_thread.run_sync(fn)
+        except DutyStoreError as exc:  # bookkeeping only: twins fall back to watching L1
+            log.warning("slot %d: could not update the publish record: %s", slot, exc)
+
+    def _done(self, slot: int, attester: str, state: str) -> None:
+        if state == "ours":
+            self.metrics.l1_submissions.labels(result="already_on_chain").inc()
+        else:
+            self.metrics.l1_submissions.labels(result="slot_taken").inc()
+            log.warning("slot %d: L1 already has another block for this slot", slot)
+
+    async def _submit(
+        self,
+        slot: int,
+        attester: str,
+        signed: SignedBlock,
+        attestations: list[bytes],
+        attempt: int,
+        grace: float,
+        record,
+    ) -> bool:
+        block = signed.block
+        account = self.accounts[attester]
+        proposal = Proposal(slot, block.parent_archive, block.archive, block.txs_hash)
+
+        def send() -> bytes:
+            return self.client.propose(
+                account,
+                proposal,
+                signed.signature,
+                attestations,
+                block.txs,
+                fee_recipient=block.fee_recipient,
+                gas=propose_gas_limit(len(attestations), len(block.txs)),
+            )
+
+        try:
+            tx_hash = await trio.to_thread.run_sync(send)
+            tx_hex = "0x" + tx_hash.hex()
+        except SlotAlreadyInChain as exc:
+            self.metrics.l1_submissions.labels(result="reverted").inc()
+            log.info("slot %d: %s (a twin or the chain was faster)", slot, exc.solidity_name)
+            return True
+        except RollupError as exc:
+            self.metrics.l1_submissions.labels(result="reverted").inc()
+            log.error("slot %d: propose reverted: %s", slot, exc)
+            return True
+        except L1Error as exc:
+            self.metrics.l1_submissions.labels(result="error").inc()
+            log.warning("slot %d: propose failed: %s", slot, exc)
+            await trio.sleep(POLL_TWIN)
+            return False
+        submitted = self.clock.since_slot_start(slot)
+        if record is not None:
+            record.l1_submitted = submitted
+        self.metrics.proposal_latency.labels(stage="submitted").observe(max(0.0, submitted))
+        await self._store_call(
+            slot, lambda: self.guard.record_publish(attester, slot, attempt, tx_hex, deadline_s=grace)
+        )
+        log.info(
+            "slot %d: submitted proposal 0x%s… with %d attestations in %s (%.0f ms into the slot)",
+            slot,
+            block.archive.hex()[:12],
+            len(attestations),
+            tx_hex,
+            submitted * 1000,
+        )
+        try:
+            receipt = await trio.to_thread.run_sync(lambda: self.client.wait_receipt(tx_hash, grace))
+        except RollupError as exc:
+            self.metrics.l1_submissions.labels(result="reverted").inc()
+            log.error("slot %d: propose %s reverted: %s", slot, tx_hex, exc)
+            return True
+        except L1Error as exc:
+            log.warning("slot %d: %s not mined in %.1f s: %s", slot, tx_hex, grace, exc)
+            return False
+        del receipt
+        mined = self.clock.since_slot_start(slot)
+        if record is not None:
+            record.l1_mined = mined
+        self.metrics.proposal_latency.labels(stage="mined").observe(max(0.0, mined))
+        self.metrics.l1_submissions.labels(result="mined").inc()
+        await self._store_call(slot, lambda: self.guard.mark_published(attester, slot))
+        log.info("slot %d: proposal mined (%.0f ms into the slot)", slot, mined * 1000)
+        return True

@@ -1,0 +1,456 @@
+"""The duty scheduler: each slot, the proposer and committee duties of every attester in the keystore.
+
+Every attester signature goes through the duty guard (DESIGN.md: High availability), in a worker thread:
+- NewSignature / SameData: release the signature (SameData: an HA twin signed the same digest; broadcasting
+  the identical bytes again is redundancy, not equivocation).
+- Adopted: a twin died mid-duty; finish *its* message (the stored payload), never ours.
+- Busy / Refused for a proposal: a twin holds it; stand by as backup publisher of the twin's block.
+- Refused / BelowWatermark / LostClaim / StoreUnavailable: sign nothing; counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import trio
+
+from ha_sequencer.ha.outcomes import (
+    Adopted,
+    Busy,
+    DutyType,
+    NewSignature,
+    Outcome,
+    Refused,
+    SameData,
+    outcome_label,
+    signature_of,
+)
+from ha_sequencer.node.chain import Chain, ChainError, Execution, build_block
+from ha_sequencer.node.clock import SlotClock
+from ha_sequencer.node.committees import CommitteeCache
+from ha_sequencer.node.gossip_checks import AttestationMessage, ProposalMessage, parse_proposal
+from ha_sequencer.node.metrics import NodeMetrics
+from ha_sequencer.node.wire import (
+    Block,
+    SignedAttestation,
+    SignedBlock,
+    decode_block,
+    encode_attestation,
+    encode_block,
+    encode_signed_block,
+)
+from ha_sequencer.p2p.topics import ATTESTATION_TOPIC, PROPOSAL_TOPIC
+from ha_sequencer.protocol.constants import MAX_TXS_PER_BLOCK, NetworkParams
+from ha_sequencer.protocol.messages import (
+    Attestation,
+    Proposal,
+    attestation_digest,
+    proposal_digest,
+    sign_digest,
+)
+
+log = logging.getLogger(__name__)
+
+# Fractions of a slot (a slot is a few seconds; L1 must mine the proposal inside it)
+FULL_COMMITTEE_DEADLINE = 0.5  # wait this long for every member's attestation, then for a quorum
+QUORUM_DEADLINE = 0.7  # stop waiting for attestations (leaves time for an adopted duty's votes)
+BACKUP_WAIT = 0.5  # a yielding HA twin waits this long for the holder's proposal to appear on gossip
+ATTEST_UNTIL = 0.8  # attestations after this cannot make it into an L1 block of this slot
+
+RECORDS_KEPT = 512  # slots of per-slot timings kept for /status and benchmarks
+
+_ATTESTATION_PAYLOAD = struct.Struct(">Q32s")
+
+
+def attestation_payload(slot: int, archive: bytes) -> bytes:
+    """What the guard stores for an attestation duty (enough for a twin to finish it)."""
+    return _ATTESTATION_PAYLOAD.pack(slot, archive)
+
+
+def decode_attestation_payload(payload: bytes) -> tuple[int, bytes]:
+    """Inverse of `attestation_payload`."""
+    return _ATTESTATION_PAYLOAD.unpack(payload)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One attester this node runs: its signing function never leaves the guard's callback."""
+
+    attester: str
+    fee_recipient: bytes
+    sign: Callable[[bytes], bytes] = field(repr=False)
+
+    @classmethod
+    def from_account(cls, account, fee_recipient: bytes) -> Identity:
+        """An identity signing with an eth-account LocalAccount."""
+        return cls(account.address, fee_recipient, lambda digest: sign_digest(account, digest))
+
+
+@dataclass
+class SlotRecord:
+    """What happened in one slot, for the benchmark and /status (times are seconds after slot start)."""
+
+    slot: int
+    proposer: str | None = None
+    role: str = "idle"
+    proposal_gossiped: float | None = None
+    quorum_collected: float | None = None
+    l1_submitted: float | None = None
+    l1_mined: float | None = None
+    attestations: int = 0
+    outcome: str | None = None
+
+
+class AttestationPool:
+    """Attestations seen per (slot, archive), keyed by attester; wakes waiters on each arrival."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[int, bytes], dict[str, bytes]] = {}
+        self._changed = trio.Event()
+
+    def add(self, slot: int, archive: bytes, attester: str, signature: bytes) -> bool:
+        """Add one attestation; False if this attester's was already there."""
+        votes = self._by_key.setdefault((slot, archive), {})
+        if attester in votes:
+            return False
+        votes[attester] = signature
+        self._changed.set()
+        self._changed = trio.Event()
+        return True
+
+    def votes(self, slot: int, archive: bytes) -> dict[str, bytes]:
+        """attester → signature for one block."""
+        return dict(self._by_key.get((slot, archive), {}))
+
+    async def wait_for(
+        self, slot: int, archive: bytes, members: frozenset[str], count: int
+    ) -> dict[str, bytes]:
+        """Wait until `count` committee members voted for the block (cancel via a scope for a deadline)."""
+        while True:
+            votes = {a: s for a, s in self._by_key.get((slot, archive), {}).items() if a in members}
+            if len(votes) >= count:
+                return votes
+            await self._changed.wait()
+
+    def prune(self, below_slot: int) -> None:
+        """Forget slots before `below_slot`."""
+        for key in [k for k in self._by_key if k[0] < below_slot]:
+            del self._by_key[key]
+
+
+class Scheduler:
+    """Runs the duties of this node's attesters slot by slot; reacts to gossiped proposals, attestations."""
+
+    def __init__(
+        self,
+        *,
+        params: NetworkParams,
+        clock: SlotClock,
+        chain: Chain,
+        sync,
+        committees: CommitteeCache,
+        mempool,
+        guard,
+        publisher,
+        metrics: NodeMetrics,
+        identities: Sequence[Identity],
+        publish_gossip: Callable[[str, bytes], Awaitable[None]],
+    ) -> None:
+        self.params = params
+        self.clock = clock
+        self.chain = chain
+        self.sync = sync
+        self.committees = committees
+        self.mempool = mempool
+        self.guard = guard
+        self.publisher = publisher
+        self.metrics = metrics
+        self.identities = {i.attester: i for i in identities}
+        self.publish_gossip = publish_gossip
+        self.pool = AttestationPool()
+        # slot → the proposer's proposal as first seen (from gossip or built here)
+        self.proposals: dict[int, ProposalMessage] = {}
+        self._proposal_arrived = trio.Event()
+        self._attested: set[tuple[int, str]] = set()
+        self.records: dict[int, SlotRecord] = {}
+        self.current_role = "idle"
+        self.stopping = False
+        self.finished = trio.Event()
+        self._loop_scope = trio.CancelScope()
+        self._duties: trio.Nursery | None = None
+
+    # --- the slot loop ------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run duties for each slot until cancelled or `stop()`; duties of a slot run concurrently."""
+        try:
+            async with trio.open_nursery() as duties:
+                self._duties = duties
+                with self._loop_scope:
+                    async for slot in self.clock.slots():
+                        self.metrics.slot.set(slot)
+                        self._prune(slot)
+                        duties.start_soon(self._slot_duties, slot)
+                # stopped: duties in hand finish (the nursery waits for them), nothing new starts
+        finally:
+            self.finished.set()
+
+    def stop(self) -> None:
+        """Start no new duties; those in hand finish."""
+        self.stopping = True
+        self._loop_scope.cancel()
+
+    def _prune(self, slot: int) -> None:
+        self.pool.prune(slot - 2)
+        for s in [s for s in self.proposals if s < slot - 2]:
+            del self.proposals[s]
+        self._attested = {k for k in self._attested if k[0] >= slot - 2}
+        for s in [s for s in self.records if s < slot - RECORDS_KEPT]:
+            del self.records[s]
+
+    def role_at(self, slot: int) -> str:
+        """This node's role in `slot`: proposer, committee, or idle."""
+        proposer = self.committees.proposer(slot)
+        if proposer in self.identities:
+            return "proposer"
+        if any(self.committees.is_member(slot, a) for a in self.identities):
+            return "committee"
+        return "idle"
+
+    async def _slot_duties(self, slot: int) -> None:
+        record = self.records.setdefault(slot, SlotRecord(slot))
+        record.proposer = self.committees.proposer(slot)
+        record.role = self.current_role = self.role_at(slot)
+        if record.proposer is None:
+            log.warning("slot %d: committee of epoch %d unknown, no duties", slot, self.params.epoch_of(slot))
+            return
+        identity = self.identities.get(record.proposer)
+        if identity is None:
+            return
+        if not await self._ready(slot):
+            self.metrics.duties.labels(duty="block_proposal", outcome="not_synced").inc()
+            log.warning("slot %d: proposer %s but not synced: skipping the proposal", slot, identity.attester)
+            return
+        await self._propose(slot, identity, record)
+
+    async def _ready(self, slot: int) -> bool:
+        # always one fresh look at L1: the previous slot's block may have been mined since the last poll
+        synced = await self.sync.catch_up()
+        return synced and self.chain.tip.slot < slot
+
+    # --- proposer -----------------------------------------------------------------------------------------
+
+    async def _propose(self, slot: int, identity: Identity, record: SlotRecord) -> None:
+        tip = self.chain.tip
+        txs = self.mempool.select(self.chain.state, MAX_TXS_PER_BLOCK)
+        execution = build_block(
+            self.params,
+            self.chain.state,
+            slot=slot,
+            parent_archive=tip.archive,
+            txs=txs,
+            fee_recipient=identity.fee_recipient,
+        )
+        block = execution.block
+        digest = proposal_digest(
+            self.params, Proposal(slot, block.parent_archive, block.archive, block.txs_hash)
+        )
+        outcome = await self._sign(identity, slot, DutyType.BLOCK_PROPOSAL, digest, encode_block(block))
+        record.outcome = outcome_label(outcome)
+        signature = signature_of(outcome)
+        if isinstance(outcome, Adopted):
+            block = decode_block(outcome.payload)
+            log.warning(
+                "slot %d: adopted a dead twin's proposal 0x%s…: finishing it", slot, block.archive.hex()[:12]
+            )
+        elif isinstance(outcome, Busy | Refused):
+            # an HA twin proposed (or is proposing) this slot: stand by to publish its block if it fails
+            log.info("slot %d: proposal held by an HA twin (%s): standing by", slot, outcome_label(outcome))
+            await self._backup_proposer(slot, identity, record)
+            return
+        if signature is None:
+            log.warning("slot %d: proposal not signed: %s", slot, outcome)
+            return
+        if not isinstance(outcome, Adopted):
+            self.chain.remember(execution)
+        signed = SignedBlock(block, signature)
+        msg = ProposalMessage(
+            signed,
+            identity.attester,
+            digest
+            if not isinstance(outcome, Adopted)
+            else parse_proposal(self.params, encode_signed_block(signed)).digest,
+        )
+        await self._gossip(PROPOSAL_TOPIC, encode_signed_block(signed))
+        record.proposal_gossiped = self.clock.since_slot_start(slot)
+        self.metrics.proposal_latency.labels(stage="gossiped").observe(max(0.0, record.proposal_gossiped))
+        self._note_proposal(msg)
+        log.info(
+            "slot %d: %s proposed 0x%s… on block %d (%d tx bytes, %s)",
+            slot,
+            identity.attester,
+            block.archive.hex()[:12],
+            tip.number,
+            len(block.txs),
+            outcome_label(outcome),
+        )
+        await self._collect_and_publish(slot, identity, msg, record)
+
+    async def _backup_proposer(self, slot: int, identity: Identity, record: SlotRecord) -> None:
+        msg = None
+        with trio.move_on_at(self.clock.slot_deadline(slot, BACKUP_WAIT)):
+            while msg is None:
+                seen = self.proposals.get(slot)
+                if seen is not None and seen.proposer == identity.attester:
+                    msg = seen
+                else:
+                    await self._proposal_arrived.wait()
+        if msg is None:
+            log.info("slot %d: no proposal from the HA twin seen in time", slot)
+            return
+        # the twin's block: collect its quorum too and publish if the twin does not (the guard decides)
+        await self._collect_and_publish(slot, identity, msg, record)
+
+    async def _collect_and_publish(
+        self, slot: int, identity: Identity, msg: ProposalMessage, record: SlotRecord
+    ) -> None:
+        committee = self.committees.committee_at(slot) or ()
+        need = self.committees.quorum(slot) or 1
+        members = frozenset(committee)
+        archive = msg.signed.block.archive
+        votes: dict[str, bytes] = {}
+        # Every committee member's attestation counts as its duty on L1 (monitor, failover-test), so wait for
+        # the whole committee while there is time to spare, then settle for a quorum until the deadline.
+        with trio.move_on_at(self.clock.slot_deadline(slot, FULL_COMMITTEE_DEADLINE)):
+            votes = await self.pool.wait_for(slot, archive, members, len(members))
+        if len(votes) < len(members):
+            with trio.move_on_at(self.clock.slot_deadline(slot, QUORUM_DEADLINE)):
+                votes = await self.pool.wait_for(slot, archive, members, need)
+        if len(votes) < need:
+            votes = {a: s for a, s in self.pool.votes(slot, archive).items() if a in members}
+        record.attestations = len(votes)
+        self.metrics.attestations_collected.inc(len(votes))
+        if len(votes) < need:
+            self.metrics.quorum.labels(result="no_quorum").inc()
+            log.warning(
+                "slot %d: %d/%d attestations by the deadline, no quorum: not publishing",
+                slot,
+                len(votes),
+                need,
+            )
+            return
+        record.quorum_collected = self.clock.since_slot_start(slot)
+        self.metrics.quorum.labels(result="quorum").inc()
+        self.metrics.proposal_latency.labels(stage="quorum").observe(max(0.0, record.quorum_collected))
+        # committee order: deterministic calldata whichever twin publishes
+        ordered = [votes[a] for a in committee if a in votes]
+        await self.publisher.publish(slot, identity.attester, msg.signed, ordered, record)
+
+    # --- committee member ---------------------------------------------------------------------------------
+
+    def _note_proposal(self, msg: ProposalMessage) -> None:
+        slot = msg.signed.block.slot
+        first = self.proposals.setdefault(slot, msg)
+        if first is msg:
+            self._proposal_arrived.set()
+            self._proposal_arrived = trio.Event()
+            if self._duties is not None and not self.stopping:
+                self._duties.start_soon(self._attest, msg)
+
+    def on_proposal_nowait(self, msg: ProposalMessage) -> None:
+        """A valid proposal arrived from gossip: attest in the background."""
+        self._note_proposal(msg)
+
+    def on_attestation(self, msg: AttestationMessage) -> None:
+        """A valid attestation arrived from gossip."""
+        att = msg.attestation
+        self.pool.add(att.slot, att.archive, msg.attester, att.signature)
+
+    async def _attest(self, msg: ProposalMessage) -> None:
+        block = msg.signed.block
+        slot = block.slot
+        if (
+            slot != self.clock.current_slot()
+            or self.clock.since_slot_start(slot) > ATTEST_UNTIL * self.params.slot_duration
+        ):
+            log.info("slot %d: proposal arrived outside its slot: not attesting", slot)
+            return
+        mine = [a for a in self.identities if self.committees.is_member(slot, a)]
+        if not mine:
+            return
+        execution = await self._validate(block)
+        if execution is None:
+            return
+        digest = attestation_digest(self.params, Attestation(slot, block.archive))
+        payload = attestation_payload(slot, block.archive)
+        async with trio.open_nursery() as n:
+            for attester in mine:
+                if (slot, attester) in self._attested:
+                    continue
+                self._attested.add((slot, attester))
+                n.start_soon(self._attest_one, self.identities[attester], slot, digest, payload)
+
+    async def _validate(self, block: Block) -> Execution | None:
+        for attempt in range(2):
+            try:
+                return self.chain.execute(block)
+            except ChainError as exc:
+                if attempt == 0 and block.parent_archive != self.chain.tip.archive:
+                    await self.sync.catch_up()  # the parent may have landed on L1 since our last poll
+                    continue
+                self.metrics.duties.labels(duty="attestation", outcome="invalid_proposal").inc()
+                log.warning("slot %d: not attesting: %s", block.slot, exc)
+                return None
+        return None
+
+    async def _attest_one(self, identity: Identity, slot: int, digest: bytes, payload: bytes) -> None:
+        outcome = await self._sign(identity, slot, DutyType.ATTESTATION, digest, payload)
+        signature = signature_of(outcome)
+        if signature is None:
+            if not isinstance(outcome, Busy):
+                log.warning("slot %d: attestation by %s not signed: %s", slot, identity.attester, outcome)
+            return
+        if isinstance(outcome, Adopted):
+            slot, archive = decode_attestation_payload(outcome.payload)
+        else:
+            slot, archive = decode_attestation_payload(payload)
+        self.pool.add(slot, archive, identity.attester, signature)
+        await self._gossip(ATTESTATION_TOPIC, encode_attestation(SignedAttestation(slot, archive, signature)))
+        log.info(
+            "slot %d: %s attested 0x%s… (%s, block on 0x%s…)",
+            slot,
+            identity.attester,
+            archive.hex()[:12],
+            outcome_label(outcome),
+            self.chain.tip.archive.hex()[:12],
+        )
+
+    # --- shared -------------------------------------------------------------------------------------------
+
+    async def _sign(
+        self, identity: Identity, slot: int, duty_type: DutyType, digest: bytes, payload: bytes
+    ) -> Outcome:
+        def call() -> Outcome:
+            return self.guard.sign_duty(identity.attester, slot, duty_type, digest, payload, identity.sign)
+
+        try:
+            outcome = await trio.to_thread.run_sync(call)
+        except Exception as exc:  # the guard fails closed; a bug there must not kill the slot loop
+            log.error("slot %d: guard error for %s %s: %s", slot, identity.attester, duty_type, exc)
+            self.metrics.duties.labels(duty=duty_type.value, outcome="error").inc()
+            raise
+        self.metrics.duties.labels(duty=duty_type.value, outcome=outcome_label(outcome)).inc()
+        if isinstance(outcome, NewSignature | SameData):
+            log.debug(
+                "slot %d: %s signed %s (%s)", slot, identity.attester, duty_type, outcome_label(outcome)
+            )
+        return outcome
+
+    async def _gossip(self, topic: str, data: bytes) -> None:
+        try:
+            await self.publish_gossip(topic, data)
+        except Exception as exc:  # no peers yet, or a cap breach: the duty still counts locally
+            log.warning("gossip publish on %s failed: %s: %s", topic, type(exc).__name__, exc)

@@ -1,0 +1,70 @@
+"""The L2 chain: build, re-execute, append; mismatches are refused with the slot named."""
+
+from __future__ import annotations
+
+import pytest
+from eth_account import Account
+
+from ha_sequencer.node.chain import Chain, ChainError, build_block
+from ha_sequencer.node.localnet import signed_transfer
+from ha_sequencer.node.wire import Block
+from ha_sequencer.protocol.constants import NetworkParams
+
+PARAMS = NetworkParams(
+    chain_id=31337,
+    rollup="0x5FbDB2315678afecb367f032d93F642f64180aa3",
+    genesis_time=0,
+    slot_duration=4,
+    epoch_length=8,
+    committee_size=4,
+    genesis_seed=b"\x07" * 32,
+    min_stake=1,
+    slash_amount=1,
+)
+ALICE, BOB = Account.from_key(b"\x01" * 32), Account.from_key(b"\x02" * 32)
+FEE_TO = b"\x00" * 12 + b"\x99" * 20
+
+
+def test_build_execute_append() -> None:
+    chain = Chain(PARAMS, [(ALICE.address, 1_000)])
+    tx = signed_transfer(PARAMS, ALICE, BOB.address, amount=100, fee=3, nonce=0)
+    built = build_block(
+        PARAMS, chain.state, slot=5, parent_archive=chain.tip.archive, txs=[tx], fee_recipient=FEE_TO
+    )
+    # an independent node re-executes the same bytes to the same archive
+    other = Chain(PARAMS, [(ALICE.address, 1_000)])
+    assert other.execute(built.block).state_root == built.state_root
+    applied = other.append(built.block, number=1, proposer=ALICE.address)
+    assert other.tip is applied and other.height == 1 and other.by_archive(applied.archive) is applied
+    assert other.state.balance(BOB.address) == 100 and other.state.balance(ALICE.address) == 897
+    assert other.state.balance(FEE_TO) == 3
+    assert applied.to_json()["txs"][0]["amount"] == "100"
+
+
+def test_refuses_bad_blocks() -> None:
+    chain = Chain(PARAMS, [(ALICE.address, 1_000)])
+    tx = signed_transfer(PARAMS, ALICE, BOB.address, amount=100, fee=3, nonce=0)
+    built = build_block(
+        PARAMS, chain.state, slot=5, parent_archive=chain.tip.archive, txs=[tx], fee_recipient=FEE_TO
+    )
+    b = built.block
+    with pytest.raises(ChainError, match="slot 5: re-execution gives archive"):
+        chain.execute(Block(b.slot, b.parent_archive, b"\x01" * 32, b.fee_recipient, b.txs))
+    with pytest.raises(ChainError, match="slot 5: re-execution"):  # the fee recipient is committed to
+        chain.execute(Block(b.slot, b.parent_archive, b.archive, bytes(32), b.txs))
+    with pytest.raises(ChainError, match="not the local tip"):
+        chain.execute(Block(b.slot, b"\x05" * 32, b.archive, b.fee_recipient, b.txs))
+    with pytest.raises(ChainError, match="invalid"):
+        chain.execute(Block(b.slot, b.parent_archive, b.archive, b.fee_recipient, b.txs[:-1]))
+    with pytest.raises(ChainError, match="expected 1"):
+        chain.append(b, number=2)
+    overdraft = signed_transfer(PARAMS, BOB, ALICE.address, amount=1, fee=0, nonce=0)
+    with pytest.raises(ChainError, match="building a block failed"):
+        build_block(
+            PARAMS,
+            chain.state,
+            slot=6,
+            parent_archive=chain.tip.archive,
+            txs=[overdraft],
+            fee_recipient=FEE_TO,
+        )

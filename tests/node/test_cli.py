@@ -1,0 +1,64 @@
+"""`node start` as a real process: refuses a group-readable keystore; --help lists every env var."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ha_sequencer.node.localnet import generate_validators, keystore_document, write_keystore
+
+ENTRY = [sys.executable, "-m", "ha_sequencer.cli", "node"]
+
+
+def test_refuses_group_readable_keystore(tmp_path: Path) -> None:
+    ks = write_keystore(tmp_path / "keystore.json", keystore_document([(generate_validators(1)[0], [0])]))
+    os.chmod(ks, 0o644)
+    proc = subprocess.run(
+        [*ENTRY, "start", "--keystore", str(ks), "--l1-rpc-urls", "http://127.0.0.1:9",
+         "--rollup", "0x" + "11" * 20, "--data-dir", str(tmp_path / "data")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "chmod 600" in proc.stderr and "keystore.json" in proc.stderr
+
+
+def test_help_names_env_vars() -> None:
+    out = subprocess.run(
+        [*ENTRY, "start", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    ).stdout
+    for var in (
+        "KEYSTORE",
+        "L1_RPC_URLS",
+        "ROLLUP",
+        "DATA_DIR",
+        "PORT",
+        "P2P_PORT",
+        "BOOTSTRAP_NODES",
+        "HA_DB",
+        "NODE_ID",
+        "NETWORK",
+    ):
+        assert f"HA_SEQUENCER_{var}" in out, var
+
+
+def test_busy_http_port_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    ks = write_keystore(tmp_path / "keystore.json", keystore_document([(generate_validators(1)[0], [0])]))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        proc = subprocess.run(
+            [*ENTRY, "start", "--keystore", str(ks), "--l1-rpc-urls", "http://127.0.0.1:9",
+             "--rollup", "0x" + "11" * 20, "--data-dir", str(tmp_path / "data"), "--port", str(port)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr

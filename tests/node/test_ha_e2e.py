@@ -1,0 +1,162 @@
+"""End to end HA: one identity on 3 node processes sharing a duty store (SQLite, PostgreSQL) + 3 validators.
+
+Every slot has a block, also across one HA node SIGKILLed between claiming a duty and signing it (a twin
+adopts the duty and finishes it); each of the HA identity's duties has exactly one digest (store rows,
+signatures released in every node's log, no equivocation seen on gossip); no `Slashed` event ever on L1.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from web3 import Web3
+
+from ha_sequencer.l1.build import load_artifact
+from ha_sequencer.l1.client import RollupClient
+from ha_sequencer.node.localnet import LocalNet, generate_validators
+
+pytestmark = pytest.mark.slow
+
+SLOT = 3
+RUN_SLOTS = 20
+KILL_SLOT = 10  # genesis is at deployment; nodes are up by slot ~3
+
+_RELEASED = re.compile(r"slot (\d+): (0x[0-9a-fA-F]{40}) (proposed|attested) (0x[0-9a-f]{12})")
+
+
+def _duty_rows(url: str, attester: str) -> list[tuple]:
+    query = "SELECT slot, duty_type, digest, status, adopted_from, node_id FROM duties WHERE attester = {}"
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+            return db.execute(query.format("?"), (attester,)).fetchall()
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return conn.execute(query.format("%s"), (attester,)).fetchall()
+
+
+def longest_run(slots):
+    best, start, prev = 0, None, None
+    for s in sorted(set(slots)):
+        start = s if prev is None or s != prev + 1 else start
+        prev = s
+        best = max(best, s - start + 1)
+    return best
+
+
+@pytest.fixture
+def pg_database():
+    """A fresh PostgreSQL database for the shared duty store, dropped afterwards."""
+    import psycopg
+
+    admin = os.environ.get("HA_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"hasq_node_e2e_{secrets.token_hex(4)}"
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    yield urlunsplit(urlsplit(admin)._replace(path=f"/{name}"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def ha_net(request):
+    workdir = Path(tempfile.mkdtemp(prefix="hasq-ha-e2e-"))
+    validators = generate_validators(4, publishers_each=3)
+    ha, singles = validators[0], validators[1:]
+    if request.param == "sqlite":
+        store = f"sqlite:///{workdir / 'shared-duties.sqlite'}"
+    else:
+        store = request.getfixturevalue("pg_database")
+    net = LocalNet(workdir, slot_duration=SLOT, epoch_length=8, committee_size=4)
+    try:
+        net.deploy(validators, users=1)
+        for j in range(3):
+            # ha0 dies (SIGKILL from the guard's fault hook) just after claiming a duty at or after KILL_SLOT
+            env = {"HA_GUARD_FAULTS": f"after_claim:kill@{KILL_SLOT}+"} if j == 0 else {}
+            net.add_node(f"ha{j}", [(ha, [j])], ha_db=store, extra_env=env)
+        for i, v in enumerate(singles):
+            net.add_node(f"v{i}", [(v, [0])])
+        net.start()
+        net.wait_ready(timeout=90)
+        net.ha = ha
+        net.store_url = store
+        yield net
+    finally:
+        net.close()
+        for node in net.nodes.values():
+            print(f"----- {node.name} log tail -----\n{node.log_text()[-2000:]}")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_ha_identity_never_misses_and_never_equivocates(ha_net) -> None:
+    net = ha_net
+    client = RollupClient(net.l1_urls, net.rollup)
+    params = client.params()
+    start_slot = params.slot_at(time.time())
+    ha_address = net.ha.address
+    ha_publishers = {p.address for p in net.ha.publishers}
+
+    # mid-run, one HA node dies between claiming a duty and signing it; a twin must adopt and finish it
+    killed_at = None
+    deadline = time.monotonic() + SLOT * (RUN_SLOTS + 16)
+    while time.monotonic() < deadline:
+        events = client.block_proposed_events(0)
+        slots = [e.slot for e in events if e.slot > start_slot]
+        if killed_at is None and not net.nodes["ha0"].running:
+            killed_at = params.slot_at(time.time())
+            assert net.nodes["ha0"].proc.returncode == -9
+        if killed_at is not None and longest_run(slots) >= RUN_SLOTS:
+            break
+        time.sleep(SLOT)
+    events = client.block_proposed_events(0)
+    slots = sorted(e.slot for e in events if e.slot > start_slot)
+    assert killed_at is not None
+    assert longest_run(slots) >= RUN_SLOTS, f"slots with a block: {slots}"
+    # the HA identity proposed some of these blocks (it is one of 4 committee members)
+    assert any(e.proposer == ha_address for e in events)
+    assert all(e.publisher in ha_publishers for e in events if e.proposer == ha_address)
+
+    # one row per duty in the shared store, all signed, and one digest per (slot, duty)
+    rows = _duty_rows(net.store_url, ha_address.lower())
+    assert rows, "the HA identity signed nothing"
+    # the duty ha0 died holding was adopted by a twin and signed with the digest ha0 had stored
+    adopted = [r for r in rows if r[4] is not None]
+    assert adopted and all(r[4] == "ha0" and r[5] in ("ha1", "ha2") for r in adopted), adopted
+    assert min(r[0] for r in adopted) >= KILL_SLOT
+    per_duty = defaultdict(set)
+    for slot, duty_type, digest, status, _from, _node in rows:
+        per_duty[(slot, duty_type)].add(bytes(digest))
+        assert status == "signed", (slot, duty_type, status)
+    assert all(len(d) == 1 for d in per_duty.values())
+
+    # every signature a node released for the identity carries the one archive of its duty
+    released = defaultdict(set)
+    for node in net.nodes.values():
+        text = node.log_text()
+        assert "equivocated" not in text, node.name
+        for slot, attester, kind, archive in _RELEASED.findall(text):
+            if attester == ha_address:
+                released[(int(slot), kind)].add(archive)
+    assert released, "no HA signature released"
+    assert all(len(a) == 1 for a in released.values()), released
+
+    # the survivors kept both duty kinds going after the kill
+    assert any(kind == "attested" and slot > killed_at for slot, kind in released)
+
+    # and L1 never saw slashing evidence
+    w3 = Web3(Web3.HTTPProvider(net.l1_urls[0]))
+    rollup = w3.eth.contract(address=net.rollup, abi=load_artifact("Rollup")["abi"])
+    assert rollup.events.Slashed.get_logs(from_block=0) == []
