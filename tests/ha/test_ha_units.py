@@ -20,7 +20,7 @@ from ha_sequencer.ha.outcomes import (
 )
 from ha_sequencer.ha.sqlbase import HealthProbe
 from ha_sequencer.ha.sqlite_store import sqlite_path
-from ha_sequencer.ha.store import redact_url
+from ha_sequencer.redact import redact_dsn
 
 
 def test_fault_spec_slots_and_actions(monkeypatch):
@@ -95,9 +95,9 @@ def test_store_urls():
     assert str(sqlite_path("sqlite:///./d.db")) == "d.db"
     with pytest.raises(StoreURLError):
         sqlite_path("sqlite://")
-    assert redact_url("postgresql://u:pw@h:5432/db") == "postgresql://u:***@h:5432/db"
-    assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
-    assert redact_url("postgresql://u@h/db?sslmode=require&password=pw") == (
+    assert redact_dsn("postgresql://u:pw@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert redact_dsn("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert redact_dsn("postgresql://u@h/db?sslmode=require&password=pw") == (
         "postgresql://u@h/db?sslmode=require&password=***"
     )
-    assert redact_url("host=h password='p w' dbname=d") == "host=h password=*** dbname=d"
+    assert redact_dsn("host=h password='p w' dbname=d") == "host=h password=*** dbname=d"

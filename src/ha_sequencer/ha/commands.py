@@ -11,7 +11,8 @@ import typer
 
 from ha_sequencer.errors import EXIT_FAILURE_FOUND, InputError
 from ha_sequencer.ha.errors import ImportConflict, InterchangeError
-from ha_sequencer.ha.store import SCHEMA_VERSION, open_store, redact_url
+from ha_sequencer.ha.store import SCHEMA_VERSION, open_store
+from ha_sequencer.redact import redact_dsn
 
 _ENV = "HA_SEQUENCER_"
 
@@ -47,7 +48,7 @@ def migrate(db: str = DbOption) -> None:
     store = open_store(db, migrate=True)
     try:
         version = store.schema_version()
-        typer.echo(f"{redact_url(db)}: schema version {version} (this build: {SCHEMA_VERSION})")
+        typer.echo(f"{redact_dsn(db)}: schema version {version} (this build: {SCHEMA_VERSION})")
     finally:
         store.close()
 

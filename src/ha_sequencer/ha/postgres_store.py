@@ -12,7 +12,7 @@ import psycopg_pool
 
 from ha_sequencer.ha.errors import DutyStoreError, StoreUnreachable
 from ha_sequencer.ha.sqlbase import SqlDutyStore
-from ha_sequencer.ha.store import redact_url
+from ha_sequencer.redact import redact_dsn
 
 CONNECT_TIMEOUT_S = 2
 POOL_WAIT_S = 1.0  # a claim waits this long for a pooled connection before failing closed
@@ -46,7 +46,7 @@ class PostgresDutyStore(SqlDutyStore):
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        self._where = redact_url(url)
+        self._where = redact_dsn(url)
         timeout = f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
         self._kwargs = {
             "autocommit": True,

@@ -23,8 +23,8 @@ from ha_sequencer.ha.store import (
     Existing,
     PruneReport,
     StoreStatus,
-    redact_url,
 )
+from ha_sequencer.redact import redact_dsn
 
 HEALTH_INTERVAL_S = 0.25  # how often the background probe pings the store
 HEALTH_STALE_S = 1.5  # no successful ping for this long = unhealthy (the issue asks for < 2 s)
@@ -438,7 +438,7 @@ class SqlDutyStore:
                 self._native("SELECT node_id, host, {now} - heartbeat_at FROM nodes ORDER BY node_id"), {}
             )
         return StoreStatus(
-            url=redact_url(self.url),
+            url=redact_dsn(self.url),
             schema_version=self.schema_version(),
             duties=int(counts[0]),
             signing=int(counts[1]),
@@ -492,13 +492,13 @@ class SqlDutyStore:
             raise self._newer(current)
         if current < SCHEMA_VERSION:
             raise SchemaMismatch(
-                f"duty store {redact_url(self.url)} has schema version {current}, this build needs "
-                f"{SCHEMA_VERSION}: run `ha-sequencer ha-db migrate --db {redact_url(self.url)}`"
+                f"duty store {redact_dsn(self.url)} has schema version {current}, this build needs "
+                f"{SCHEMA_VERSION}: run `ha-sequencer ha-db migrate --db {redact_dsn(self.url)}`"
             )
 
     def _newer(self, current: int) -> SchemaMismatch:
         return SchemaMismatch(
-            f"duty store {redact_url(self.url)} has schema version {current}, newer than this build's "
+            f"duty store {redact_dsn(self.url)} has schema version {current}, newer than this build's "
             f"{SCHEMA_VERSION}: upgrade ha-sequencer (never downgrade a duty store)"
         )
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from ha_sequencer.ha.errors import DutyStoreError, StoreUnreachable, StoreURLError
 from ha_sequencer.ha.sqlbase import SqlDutyStore
-from ha_sequencer.ha.store import redact_url
+from ha_sequencer.redact import redact_dsn
 
 BUSY_TIMEOUT_MS = 5000  # writers queue behind BEGIN IMMEDIATE rather than failing at once
 
@@ -22,7 +22,7 @@ def sqlite_path(url: str) -> Path:
     """`sqlite:///abs/path.db` (also `sqlite:////abs/path.db`) or `sqlite:///./rel.db` → the file path."""
     parts = urlsplit(url)
     if parts.scheme != "sqlite" or parts.netloc or parts.path in ("", "/"):
-        raise StoreURLError(f"--db {redact_url(url)!r}: expected sqlite:///path/to/file.db")
+        raise StoreURLError(f"--db {redact_dsn(url)!r}: expected sqlite:///path/to/file.db")
     path = parts.path
     if path.startswith(("//", "/./")):
         path = path[1:]
@@ -58,7 +58,7 @@ class SqliteDutyStore(SqlDutyStore):
         super().__init__(url)
         self.path = sqlite_path(url)
         if not self.path.parent.is_dir():
-            raise StoreURLError(f"--db {redact_url(url)!r}: directory {self.path.parent} does not exist")
+            raise StoreURLError(f"--db {redact_dsn(url)!r}: directory {self.path.parent} does not exist")
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()

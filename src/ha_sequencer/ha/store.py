@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from ha_sequencer.ha.errors import StoreURLError
 from ha_sequencer.ha.outcomes import PublishRecord
+from ha_sequencer.redact import redact_dsn
 
 SCHEMA_VERSION = 1  # the schema this build reads and writes (ha/migrations/NNNN_*.sql)
 
@@ -138,23 +138,6 @@ class DutyStore(Protocol):
     def close(self) -> None: ...
 
 
-# libpq also takes a password as a query parameter (`?password=…`, `sslpassword=…`) or as a `password=…` word
-# of a key=value connection string: all of them are hidden, quoted values included.
-_PASSWORD_PARAM = re.compile(r"""((?:^|[?&\s])(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]*)""", re.I)
-
-
-def redact_url(url: str) -> str:
-    """The URL (or libpq connection string) without its passwords, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:  # not parseable as a URL (e.g. a bad port): still hide what looks like a password
-        parts, password = None, None
-    if parts is not None and password is not None:
-        url = parts._replace(netloc=parts.netloc.replace(f":{password}@", ":***@")).geturl()
-    return _PASSWORD_PARAM.sub(r"\1***", url)
-
-
 def open_store(url: str, *, migrate: bool = False, check: bool = True) -> DutyStore:
     """Open `sqlite:///path` or `postgresql://…`; refuses an unmigrated or newer schema unless `migrate`."""
     scheme = urlsplit(url).scheme
@@ -169,7 +152,7 @@ def open_store(url: str, *, migrate: bool = False, check: bool = True) -> DutySt
         store = PostgresDutyStore(url)
     else:
         raise StoreURLError(
-            f"--db {redact_url(url)!r}: unsupported scheme {scheme!r} "
+            f"--db {redact_dsn(url)!r}: unsupported scheme {scheme!r} "
             "(use sqlite:///path/to/file.db or postgresql://user@host:port/db)"
         )
     try:

@@ -49,6 +49,7 @@ from ha_sequencer.l1.errors import (
 )
 from ha_sequencer.protocol.constants import NetworkParams
 from ha_sequencer.protocol.messages import Attestation, Proposal
+from ha_sequencer.redact import redact_endpoint, scrub_endpoints
 
 T = TypeVar("T")
 
@@ -131,6 +132,7 @@ class EndpointStatus:
 class _Endpoint:
     status: EndpointStatus
     w3: Web3 = field(repr=False)
+    url: str = field(repr=False)  # as configured: may carry credentials, never shown
 
 
 def _revert_data(exc: Exception) -> bytes | None:
@@ -192,12 +194,13 @@ class RollupClient:
         self._decoder = RevertDecoder(self.abi)
         self._endpoints = [
             _Endpoint(
-                EndpointStatus(url),
+                EndpointStatus(redact_endpoint(url)),
                 Web3(
                     Web3.HTTPProvider(
                         url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None
                     )
                 ),
+                url,
             )
             for url in urls
         ]
@@ -241,7 +244,8 @@ class RollupClient:
             else:
                 status.healthy = False
                 status.failures += 1
-                status.last_error = f"{type(error).__name__}: {str(error)[:200]}"
+                detail = scrub_endpoints(str(error), [endpoint.url])
+                status.last_error = f"{type(error).__name__}: {detail[:200]}"
                 status.unhealthy_until = time.monotonic() + self.recheck_s
 
     def _call(self, what: str, fn: Callable[[Web3, Any], T]) -> T:
@@ -450,7 +454,11 @@ class RollupClient:
         if gas is None:
             estimate = self._call(
                 f"estimateGas {function}",
-                lambda w3, c: c.functions[function](*args).estimate_gas({"from": address, "value": value}),
+                # "pending": with automine the latest block's timestamp can be slots old, and the contract
+                # judges the current slot by block.timestamp
+                lambda w3, c: c.functions[function](*args).estimate_gas(
+                    {"from": address, "value": value}, block_identifier="pending"
+                ),
             )
             gas = int(estimate * GAS_MARGIN)
         max_fee, priority = self._fees()

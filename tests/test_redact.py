@@ -1,0 +1,53 @@
+"""Credentials in URLs never reach messages: the shared redaction helpers and the L1 client that uses them."""
+
+from __future__ import annotations
+
+import pytest
+
+from ha_sequencer.l1.anvil import free_port
+from ha_sequencer.l1.client import RollupClient
+from ha_sequencer.l1.errors import RpcUnavailable
+from ha_sequencer.redact import redact_dsn, redact_endpoint, scrub_endpoints
+
+KEY = "abcdefghijklmnopqrstuvwxyz0123"
+PASSWORD = "hunter2hunter2"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://127.0.0.1:8545", "http://127.0.0.1:8545"),
+        ("https://rpc.example/", "https://rpc.example/"),
+        (f"https://mainnet.example/v3/{KEY}", "https://mainnet.example/***"),
+        (f"https://u:{PASSWORD}@rpc.example:8545/", "https://***@rpc.example:8545/"),
+        (f"https://rpc.example/?apikey={KEY}", "https://rpc.example/?***"),
+        ("http://host:notaport/", "***"),
+    ],
+)
+def test_redact_endpoint(url, shown):
+    assert redact_endpoint(url) == shown
+
+
+def test_redact_dsn_keeps_what_an_operator_needs():
+    assert redact_dsn(f"postgresql://u:{PASSWORD}@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert redact_dsn("postgresql://u@h/db?sslmode=require") == "postgresql://u@h/db?sslmode=require"
+    assert redact_dsn(f"host=h password='{PASSWORD} x' dbname=d") == "host=h password=*** dbname=d"
+
+
+def test_scrub_endpoints_hides_a_path_quoted_alone():
+    url = f"https://u:{PASSWORD}@rpc.example/v3/{KEY}"
+    text = f"failed: {url}; Max retries exceeded with url: /v3/{KEY} (password {PASSWORD})"
+    scrubbed = scrub_endpoints(text, [url])
+    assert KEY not in scrubbed and PASSWORD not in scrubbed
+    assert "rpc.example" in scrubbed
+
+
+def test_rollup_client_never_shows_rpc_credentials():
+    url = f"http://u:{PASSWORD}@127.0.0.1:{free_port()}/v3/{KEY}"  # nothing listens there
+    client = RollupClient([url], "0x" + "11" * 20, timeout=0.5, retries=0)
+    with pytest.raises(RpcUnavailable) as failure:
+        client.current_slot()
+    shown = " ".join([str(failure.value), repr(client), repr(client.endpoints)])
+    assert KEY not in shown and PASSWORD not in shown
+    assert "127.0.0.1" in shown
+    assert not client.healthy
