@@ -362,6 +362,9 @@ class GossipNode:
             if was_connected:
                 log.info("gossip: lost %s, reconnecting", addr)
                 was_connected = False
+            # py-libp2p blocks a peer for 60 s after one failed dial ("negative peer cache"), which would
+            # keep a restarted peer unreachable for a minute; our own backoff governs redials instead.
+            self._host.get_network().unblock_peer(peer_id)
             try:
                 with trio.fail_after(cfg.dial_timeout_s):
                     await self._host.connect(info)
