@@ -41,6 +41,8 @@ def _root(
 
 def _register() -> None:
     # Each package owns its commands; this file only composes them, in the operator's order.
+    from ha_sequencer.devnet.commands import app as devnet_app
+    from ha_sequencer.devnet.commands import failover_test
     from ha_sequencer.ha.commands import app as ha_db_app
     from ha_sequencer.ha.commands import bench_guard
     from ha_sequencer.keys.commands import app as keys_app
@@ -51,6 +53,8 @@ def _register() -> None:
 
     app.add_typer(keys_app, name="validator-keys")
     app.add_typer(node_app, name="node")
+    app.add_typer(devnet_app, name="devnet")
+    app.command("failover-test")(failover_test)
     app.command("balance")(balance)
     app.command("monitor")(monitor)
     app.add_typer(ha_db_app, name="ha-db")
