@@ -19,6 +19,7 @@ PASSWORD = "hunter2hunter2"
         ("http://127.0.0.1:8545", "http://127.0.0.1:8545"),
         ("https://rpc.example/", "https://rpc.example/"),
         (f"https://mainnet.example/v3/{KEY}", "https://mainnet.example/***"),
+        (f"https://eth-mainnet.example/v2/{KEY}", "https://eth-mainnet.example/***"),
         (f"https://u:{PASSWORD}@rpc.example:8545/", "https://***@rpc.example:8545/"),
         (f"https://rpc.example/?apikey={KEY}", "https://rpc.example/?***"),
         ("http://host:notaport/", "***"),

@@ -1,4 +1,4 @@
-"""Node configuration: URL redaction, --ha-db parsing, flags, keystore permission check."""
+"""Node configuration: --ha-db parsing, flags, keystore permission check."""
 
 from __future__ import annotations
 
@@ -7,35 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from ha_sequencer.node.app import KeystorePermissionError, check_keystore_permissions, scrub_urls
+from ha_sequencer.node.app import KeystorePermissionError, check_keystore_permissions
 from ha_sequencer.node.config import (
     ConfigError,
     build_config,
     parse_ha_db,
     parse_multiaddrs,
     parse_urls,
-    redact_url,
 )
-
-
-@pytest.mark.parametrize(
-    ("url", "shown", "hidden"),
-    [
-        ("http://127.0.0.1:8545", "http://127.0.0.1:8545", None),
-        ("https://user:pw123@rpc.example.org/", "https://***@rpc.example.org/", "pw123"),
-        (
-            "https://eth-mainnet.g.alchemy.com/v2/abcdefghijklmnopqrstuvwxyz",
-            "https://eth-mainnet.g.alchemy.com/***",
-            "abcdefghijklmnop",
-        ),
-        ("https://rpc.example.org/?apikey=topsecret", "https://rpc.example.org/?***", "topsecret"),
-    ],
-)
-def test_redact_url(url: str, shown: str, hidden: str | None) -> None:
-    assert redact_url(url) == shown
-    if hidden:
-        assert hidden not in redact_url(url)
-        assert hidden not in scrub_urls(f"connection to {url} refused", [url])
 
 
 def test_parse_urls_and_multiaddrs() -> None:

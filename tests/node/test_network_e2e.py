@@ -297,6 +297,7 @@ def test_restarted_node_syncs_before_attesting(net) -> None:
 def test_l1_outage_turns_status_503_then_recovers(net) -> None:
     extra = generate_validators(1)[0]  # not registered: a node with no duties, only watching L1
     node = net.add_node("watcher", [(extra, [0])])
+    net.anvil.set_balance(extra.publishers[0].address, 10**18)  # an unfunded publisher is a /status reason
     net.start(["watcher"], l1_urls=[net.proxy.url])
     net.wait_ready(["watcher"], timeout=60)
     net.proxy.cut()

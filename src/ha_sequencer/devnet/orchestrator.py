@@ -46,11 +46,11 @@ from ha_sequencer.keys.files import ensure_private_dir
 from ha_sequencer.keys.loader import load_keystore
 from ha_sequencer.l1.anvil import Anvil, free_port
 from ha_sequencer.l1.deploy import GenesisValidator, deploy_rollup
-from ha_sequencer.node.config import redact_url
 from ha_sequencer.node.localnet import PUBLISHER_FUNDING_WEI, NodeProcess, fund_accounts
 from ha_sequencer.p2p.identity import load_or_create_peer_key, peer_id_of
 from ha_sequencer.protocol.committee import quorum
 from ha_sequencer.protocol.constants import MAX_COMMITTEE_SIZE
+from ha_sequencer.redact import redact_dsn
 
 DEFAULT_DIR = Path(".devnet")
 DEFAULT_VALIDATORS = 4
@@ -105,7 +105,7 @@ class DevnetConfig:
             )
         if self.ha_db and not self.ha_db.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise InputError(
-                f"--ha-db: expected sqlite:///PATH or postgresql://…, got {redact_url(self.ha_db)!r}"
+                f"--ha-db: expected sqlite:///PATH or postgresql://…, got {redact_dsn(self.ha_db)!r}"
             )
 
     @property
@@ -440,7 +440,7 @@ class Devnet:
             epoch_length=self.config.epoch_length,
             committee_size=self.config.committee,
             ha_attester=self.plans[0].attester,
-            ha_db=redact_url(self.ha_db_url) if not self.ha_db_url.startswith("sqlite") else self.ha_db_url,
+            ha_db=redact_dsn(self.ha_db_url) if not self.ha_db_url.startswith("sqlite") else self.ha_db_url,
             ha_db_kind="sqlite" if self.ha_db_url.startswith("sqlite") else "postgres",
             validators=[p.attester for p in self.plans],
             nodes=nodes,

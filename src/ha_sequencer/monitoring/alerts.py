@@ -27,6 +27,7 @@ import trio
 from prometheus_client import CollectorRegistry, Counter
 
 from ha_sequencer.errors import InputError
+from ha_sequencer.redact import redact_endpoint
 
 if TYPE_CHECKING:
     from ha_sequencer.monitoring.funds import Thresholds
@@ -92,13 +93,6 @@ class Alert:
         }
 
 
-def redact_url(url: str) -> str:
-    """scheme://host[:port] of a URL: paths and queries of webhooks often hold tokens."""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}/…"
-
-
 def check_webhook_url(url: str) -> str:
     """`url` if it is an http(s) URL with a host; InputError otherwise (without echoing the URL)."""
     parts = urlsplit(url)
@@ -113,7 +107,7 @@ class _ScrubWebhookUrl(logging.Filter):
     def __init__(self, url: str) -> None:
         super().__init__()
         self._url = url.rstrip("/")
-        self._shown = redact_url(url)
+        self._shown = redact_endpoint(url)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -162,7 +156,7 @@ class Alerter:
         )
 
     def __repr__(self) -> str:
-        return f"Alerter(webhook={redact_url(self._url)}, node={self.node_id})"
+        return f"Alerter(webhook={redact_endpoint(self._url)}, node={self.node_id})"
 
     # --- conditions -------------------------------------------------------------------------------------
 
@@ -314,7 +308,7 @@ class Alerter:
         with self._lock:
             if len(self._queue) == self._queue.maxlen:
                 log.warning(
-                    "alerts: queue full, dropping the oldest alert (webhook %s)", redact_url(self._url)
+                    "alerts: queue full, dropping the oldest alert (webhook %s)", redact_endpoint(self._url)
                 )
             self._queue.append(alert)
         self._wake_up()
@@ -382,7 +376,7 @@ class Alerter:
             "alerts: %s %s not delivered to %s after %d attempts (%s)",
             alert.condition,
             alert.status,
-            redact_url(self._url),
+            redact_endpoint(self._url),
             self.retries,
             problem,
         )

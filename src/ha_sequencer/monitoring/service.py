@@ -178,6 +178,11 @@ class FundsService:
         """The transaction is mined, failed, or was never sent: the publisher is idle again."""
         self.pool.resolve(address, tx_hash)
 
+    def in_flight(self, attester: str, slot: int) -> list[str]:
+        """The attester's publishers whose pending transaction (sent or about to be) is for `slot`."""
+        mine = {a.address for a in self._by_attester.get(to_checksum_address(attester), [])}
+        return [a for a, p in self.pool.pending().items() if a in mine and p.slot == slot]
+
     def reap_once(self) -> list[str]:
         """Free publishers whose pending transaction is mined or dropped; blocking. Returns those freed."""
         freed = []

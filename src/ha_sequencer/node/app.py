@@ -16,21 +16,23 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import trio
 
 from ha_sequencer import __version__
 from ha_sequencer.errors import HASequencerError, InputError
+from ha_sequencer.monitoring.service import FundsService
 from ha_sequencer.node.chain import Chain
 from ha_sequencer.node.clock import SlotClock, SlotTiming
 from ha_sequencer.node.committees import CommitteeCache
-from ha_sequencer.node.config import NodeConfig, insecure_keystore_files, redact_url
+from ha_sequencer.node.config import NodeConfig, insecure_keystore_files
 from ha_sequencer.node.gossip_checks import GossipChecks, parse_attestation, parse_proposal, parse_tx
 from ha_sequencer.node.http import INVALID_PARAMS, NOT_READY, RpcError, RpcMethod, serve_http
 from ha_sequencer.node.metrics import NodeMetrics
 from ha_sequencer.node.wire import encode_tx_message
+from ha_sequencer.redact import scrub_endpoints
 
 log = logging.getLogger("ha_sequencer.node")
 
@@ -130,10 +132,17 @@ class Node:
         self._stopping = False
         self.validators = list(keystore.validators)
         self.attesters = [v.attester.address for v in self.validators]
-        # one publisher per node: the first of each validator's list (split keystores hold exactly one)
-        self.publishers = {
-            v.attester.address: (v.publishers[0] if v.publishers else v.attester) for v in self.validators
-        }
+        # attester → every publisher this node may pay gas with (split keystores hold one; the attester
+        # itself when the keystore names none); FundsService picks one per submission
+        self.publishers = {v.attester.address: list(v.publishers) or [v.attester] for v in self.validators}
+        # publisher balances on a timer, the per-submission publisher choice, webhook alerts (issue 7)
+        self.funds = FundsService.from_keystore(
+            keystore,
+            config.l1_rpc_urls,
+            registry=self.metrics.registry,
+            node_id=config.node_id,
+            settings=config.funds,
+        )
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 
@@ -143,6 +152,10 @@ class Node:
             root.start_soon(self._signals, root.cancel_scope)
             self.http_addresses = await root.start(serve_http, self, self.config.host, self.config.port)
             log.info("http: serving /status, /metrics and JSON-RPC on %s", ", ".join(self.http_addresses))
+            # from the start: a node stuck before its first slot (L1 down, unfunded) still alerts and reports
+            await root.start(
+                lambda task_status: self.funds.run(status_report=self.status_report, task_status=task_status)
+            )
             await self._bootstrap()
             await self._run_subsystems(root)
 
@@ -215,7 +228,7 @@ class Node:
                 log.warning("could not check the registration of %s: %s", attester, self._scrub(str(exc)))
 
     def _scrub(self, text: str) -> str:
-        return scrub_urls(text, self.config.l1_rpc_urls)
+        return scrub_endpoints(text, self.config.l1_rpc_urls)
 
     def _l1_ok(self) -> None:
         self.l1_error = None
@@ -259,7 +272,12 @@ class Node:
         self.mempool = Mempool(params)
         self.checks = GossipChecks(params, self.committees, clock.current_slot)
         self.publisher = Publisher(
-            client=self.client, guard=self.guard, clock=clock, metrics=self.metrics, accounts=self.publishers
+            client=self.client,
+            guard=self.guard,
+            clock=clock,
+            metrics=self.metrics,
+            accounts={a: accounts[0] for a, accounts in self.publishers.items()},
+            funds=self.funds,
         )
         gossip = GossipNode(
             self.config.p2p_key_path,
@@ -286,6 +304,7 @@ class Node:
                 metrics=self.metrics,
                 identities=[Identity.from_account(v.attester, v.fee_recipient) for v in self.validators],
                 publish_gossip=self._publish,
+                alerts=self.funds,
             )
             async with trio.open_nursery() as n:
                 n.start_soon(self._refresh_committees)
@@ -426,6 +445,7 @@ class Node:
         peers = self.gossip.peer_count() if self.gossip is not None else 0
         if self.gossip is not None and peers == 0 and self._expects_peers(slot):
             reasons.append("no_peers")
+        reasons.extend(self.funds.reasons())
         sync_status = self.sync.status if self.sync is not None else None
         tip = self.chain.tip if self.chain is not None else None
         return {
@@ -436,7 +456,7 @@ class Node:
             "version": __version__,
             "rollup": self.config.rollup,
             "attesters": self.attesters,
-            "publishers": sorted({a.address for a in self.publishers.values()}),
+            "publishers": list(dict.fromkeys(p.address for ps in self.publishers.values() for p in ps)),
             "slot": slot,
             "epoch": epoch,
             "role": role,
@@ -467,6 +487,7 @@ class Node:
             "peerId": self.gossip.peer_id if self.gossip is not None else None,
             "p2p": self.gossip.multiaddr if self.gossip is not None else None,
             "mempool": len(self.mempool) if self.mempool is not None else 0,
+            "funds": self.funds.status_section(),
             "uptimeS": round(time.time() - self.started, 1),
         }
 
@@ -580,19 +601,11 @@ def _one_param(params: Any, name: str, *, default: Any = ...) -> Any:
 
 
 def _endpoints(client) -> list[dict[str, Any]]:
-    """Per-URL health from the L1 client, URLs redacted (the client's error texts may carry them raw)."""
+    """Per-URL health from the L1 client (which keeps URLs redacted)."""
     out = []
     for status in getattr(client, "endpoints", []):
-        out.append({"url": redact_url(status.url), "healthy": status.healthy, "failures": status.failures})
+        out.append({"url": status.url, "healthy": status.healthy, "failures": status.failures})
     return out
-
-
-def scrub_urls(text: str, urls: Sequence[str]) -> str:
-    """Replace every configured URL (which may hold credentials) in `text` by its redacted form."""
-    for url in sorted(urls, key=len, reverse=True):
-        text = text.replace(url, redact_url(url))
-        text = text.replace(url.rstrip("/"), redact_url(url))
-    return text
 
 
 def log_startup(config: NodeConfig, keystore) -> None:

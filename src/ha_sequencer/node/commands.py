@@ -6,6 +6,13 @@ from pathlib import Path
 
 import typer
 
+from ha_sequencer.monitoring.funds import (
+    DEFAULT_CHECK_INTERVAL_S,
+    DEFAULT_MIN_ETH,
+    DEFAULT_TOPUP_AMOUNT_ETH,
+    DEFAULT_WARN_ETH,
+)
+from ha_sequencer.monitoring.service import FundsSettings
 from ha_sequencer.node.config import DEFAULT_HTTP_PORT, DEFAULT_NETWORK, DEFAULT_P2P_PORT, build_config
 
 app = typer.Typer(help="Run a sequencer node.", no_args_is_help=True)
@@ -87,6 +94,45 @@ def start(
         help="Seconds before an unfinished duty may be adopted.",
     ),
     log_level: str = typer.Option("INFO", "--log-level", envvar=f"{_ENV}LOG_LEVEL", help="Log level."),
+    min_balance: str = typer.Option(
+        DEFAULT_MIN_ETH,
+        "--min-balance",
+        envvar=f"{_ENV}MIN_BALANCE",
+        help="ETH below which a publisher is CRITICAL (error log, /status reason, alert).",
+    ),
+    warn_balance: str = typer.Option(
+        DEFAULT_WARN_ETH,
+        "--warn-balance",
+        envvar=f"{_ENV}WARN_BALANCE",
+        help="ETH below which a publisher is WARN (warning log, alert).",
+    ),
+    topup_threshold: str | None = typer.Option(
+        None,
+        "--topup-threshold",
+        envvar=f"{_ENV}TOPUP_THRESHOLD",
+        show_default=False,
+        help="Top a publisher up from the keystore's fundingAccount below this many ETH (off unless set).",
+    ),
+    topup_amount: str = typer.Option(
+        DEFAULT_TOPUP_AMOUNT_ETH,
+        "--topup-amount",
+        envvar=f"{_ENV}TOPUP_AMOUNT",
+        help="ETH sent per top-up.",
+    ),
+    balance_check_interval: float = typer.Option(
+        DEFAULT_CHECK_INTERVAL_S,
+        "--balance-check-interval",
+        envvar=f"{_ENV}BALANCE_CHECK_INTERVAL",
+        min=0.1,
+        help="Seconds between publisher balance checks.",
+    ),
+    alert_webhook: str | None = typer.Option(
+        None,
+        "--alert-webhook",
+        envvar=f"{_ENV}ALERT_WEBHOOK",
+        show_default=False,
+        help="POST JSON alerts here: low balance, node unhealthy, refused signature, missed duty.",
+    ),
 ) -> None:
     """Run a node until SIGTERM/SIGINT (exit 0)."""
     from ha_sequencer.node.app import run_node, setup_logging
@@ -109,5 +155,13 @@ def start(
         keystore_password_file=keystore_password_file,
         keystore_password=keystore_password,
         lease_s=lease,
+        funds=FundsSettings(
+            min_eth=min_balance,
+            warn_eth=warn_balance,
+            check_interval_s=balance_check_interval,
+            topup_threshold_eth=topup_threshold,
+            topup_amount_eth=topup_amount,
+            alert_webhook=alert_webhook or None,
+        ),
     )
     run_node(config)

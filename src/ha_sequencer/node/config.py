@@ -7,9 +7,13 @@ import secrets
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from ha_sequencer.errors import InputError
+from ha_sequencer.monitoring.alerts import check_webhook_url
+from ha_sequencer.monitoring.funds import Thresholds, parse_eth
+from ha_sequencer.monitoring.service import FundsSettings
+from ha_sequencer.redact import redact_dsn, redact_endpoint
 
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_P2P_PORT = 40400
@@ -24,23 +28,6 @@ class ConfigError(InputError):
     """A flag or environment value the node cannot use (exit 2)."""
 
 
-def redact_url(url: str) -> str:
-    """The URL with user:password and query-string secrets removed, for logs and /status."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    if parts.username or parts.password:
-        host = f"***@{host}"
-    # API keys often ride in the path (…/v2/<key>) or the query: keep only the first path segment
-    path = parts.path
-    segments = [s for s in path.split("/") if s]
-    if len(segments) > 1 or any(len(s) >= 20 for s in segments):
-        path = "/***"
-    query = "***" if parts.query else ""
-    return urlunsplit((parts.scheme, host, path, query, ""))
-
-
 def parse_urls(value: str, *, flag: str) -> list[str]:
     """Split a comma-separated list of http(s)/ws URLs, rejecting empty or malformed entries."""
     urls = [u.strip() for u in value.split(",") if u.strip()]
@@ -49,7 +36,7 @@ def parse_urls(value: str, *, flag: str) -> list[str]:
     for u in urls:
         parts = urlsplit(u)
         if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
-            raise ConfigError(f"{flag}: not an http(s) URL: {redact_url(u)!r}")
+            raise ConfigError(f"{flag}: not an http(s) URL: {redact_endpoint(u)!r}")
     return urls
 
 
@@ -76,7 +63,7 @@ class HaDb:
         """The URL safe to log (credentials removed)."""
         if self.kind == "sqlite":
             return self.url
-        return redact_url(self.url)
+        return redact_dsn(self.url)
 
 
 def parse_ha_db(value: str | None, data_dir: Path) -> HaDb:
@@ -89,7 +76,7 @@ def parse_ha_db(value: str | None, data_dir: Path) -> HaDb:
         return HaDb("sqlite", value)
     if value.startswith(("postgresql://", "postgres://")):
         return HaDb("postgres", value)
-    raise ConfigError(f"--ha-db: expected sqlite:///PATH or postgresql://…, got {redact_url(value)!r}")
+    raise ConfigError(f"--ha-db: expected sqlite:///PATH or postgresql://…, got {redact_dsn(value)!r}")
 
 
 def check_address(value: str, *, flag: str) -> str:
@@ -108,6 +95,29 @@ def insecure_keystore_files(path: Path) -> list[Path]:
     """Keystore files (the file, or the .json files in a directory) readable or writable by group/others."""
     files = [path] if path.is_file() else sorted(p for p in path.glob("*.json") if p.is_file())
     return [f for f in files if f.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO)]
+
+
+def check_funds(funds: FundsSettings) -> FundsSettings:
+    """The funds flags checked now, so a bad amount or webhook stops `node start` with exit 2, not later."""
+    try:
+        Thresholds.from_eth(funds.min_eth, funds.warn_eth, flags=("--min-balance", "--warn-balance"))
+        amount = parse_eth(funds.topup_amount_eth, "--topup-amount")
+        if funds.topup_threshold_eth is not None:
+            parse_eth(funds.topup_threshold_eth, "--topup-threshold")
+            if amount <= 0:
+                raise ConfigError(f"--topup-amount: must be positive (got {funds.topup_amount_eth!r})")
+        if not funds.check_interval_s > 0:
+            raise ConfigError(f"--balance-check-interval: must be positive (got {funds.check_interval_s})")
+        if funds.alert_webhook:
+            check_webhook_url(funds.alert_webhook)
+    except ConfigError:
+        raise
+    except InputError as exc:
+        message = str(exc)
+        if not message.startswith("--"):  # the thresholds' order check does not know the flags' names
+            message = f"--warn-balance/--min-balance: {message}"
+        raise ConfigError(message) from None
+    return funds
 
 
 @dataclass(frozen=True)
@@ -130,11 +140,13 @@ class NodeConfig:
     keystore_password_file: Path | None = None
     keystore_password: str | None = field(default=None, repr=False)
     lease_s: float | None = None
+    # publisher balance thresholds, top-ups and the alert webhook (issue 7)
+    funds: FundsSettings = FundsSettings()
 
     @property
     def l1_urls_display(self) -> list[str]:
         """The L1 URLs safe for logs."""
-        return [redact_url(u) for u in self.l1_rpc_urls]
+        return [redact_endpoint(u) for u in self.l1_rpc_urls]
 
     @property
     def p2p_key_path(self) -> Path:
@@ -160,6 +172,7 @@ def build_config(
     keystore_password_file: Path | None,
     keystore_password: str | None,
     lease_s: float | None = None,
+    funds: FundsSettings | None = None,
 ) -> NodeConfig:
     """Validate raw flag values into a NodeConfig (raises ConfigError naming the flag)."""
     if not keystore.exists():
@@ -189,4 +202,5 @@ def build_config(
         keystore_password_file=keystore_password_file,
         keystore_password=keystore_password,
         lease_s=lease_s,
+        funds=check_funds(funds or FundsSettings()),
     )

@@ -5,6 +5,8 @@
   when the first submission is not mined by its deadline.
 - EIP-1559 fees, nonces and RPC failover live in the L1 client; reverts arrive as named `RollupError`s and are
   logged by name.
+- With several publishers the funds service picks one per submission (idle, able to pay gas × maxFeePerGas,
+  richest, least recently used); a transaction no publisher can pay for is not sent (issue 7).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from dataclasses import dataclass
 import trio
 
 from ha_sequencer.ha.errors import DutyStoreError
-from ha_sequencer.ha.outcomes import PublishDone, PublishTheirs, PublishYours
+from ha_sequencer.ha.outcomes import DutyType, PublishDone, PublishTheirs, PublishYours
 from ha_sequencer.l1.errors import L1Error, RollupError, SlotAlreadyInChain
+from ha_sequencer.monitoring.funds import FundsError
+from ha_sequencer.monitoring.service import FundsService
 from ha_sequencer.node.clock import SlotClock
 from ha_sequencer.node.metrics import NodeMetrics
 from ha_sequencer.node.wire import SignedBlock
@@ -35,6 +39,7 @@ POLL_TWIN = 0.05  # seconds between looks at the chain while a twin publishes
 PROPOSE_GAS_BASE = 1_500_000
 PROPOSE_GAS_PER_ATTESTATION = 15_000
 PROPOSE_GAS_PER_TX_BYTE = 40
+DUTY = DutyType.BLOCK_PROPOSAL.value  # the duty named in missed-duty alerts
 
 
 def propose_gas_limit(attestations: int, txs_bytes: int) -> int:
@@ -52,17 +57,26 @@ class PublishResult:
 
 
 class Publisher:
-    """One publisher account per node (the attester's first in the keystore); blocking calls in threads."""
+    """Submits this node's proposals to L1 with one of its publisher accounts; blocking calls in threads."""
 
     def __init__(
-        self, *, client, guard, clock: SlotClock, metrics: NodeMetrics, accounts: dict[str, object]
+        self,
+        *,
+        client,
+        guard,
+        clock: SlotClock,
+        metrics: NodeMetrics,
+        accounts: dict[str, object],
+        funds: FundsService | None = None,
     ) -> None:
         self.client = client
         self.guard = guard
         self.clock = clock
         self.metrics = metrics
-        # attester → the publisher LocalAccount this node pays gas with
+        # attester → the publisher LocalAccount to pay gas with when there is no funds service
         self.accounts = accounts
+        # the publisher choice per submission, the max-cost check and alerts (issue 7)
+        self.funds = funds
 
     async def _on_chain(self, slot: int, archive: bytes) -> str | None:
         """'ours' if L1's tip is this block, 'other' if L1 already has a block at/after `slot`, else None."""
@@ -114,6 +128,8 @@ class Publisher:
                     return
         if scope.cancelled_caught:
             self.metrics.l1_submissions.labels(result="missed").inc()
+            if self.funds is not None:
+                self.funds.duty_missed(attester, slot, DUTY, "not on L1 by the submit deadline")
             log.warning(
                 "slot %d: proposal 0x%s… not on L1 by the submit deadline", slot, block.archive.hex()[:12]
             )
@@ -127,6 +143,8 @@ class Publisher:
     def _done(self, slot: int, attester: str, state: str) -> None:
         if state == "ours":
             self.metrics.l1_submissions.labels(result="already_on_chain").inc()
+            if self.funds is not None:  # on L1, whichever twin paid for it
+                self.funds.duty_done(attester, slot, DUTY)
         else:
             self.metrics.l1_submissions.labels(result="slot_taken").inc()
             log.warning("slot %d: L1 already has another block for this slot", slot)
@@ -142,19 +160,50 @@ class Publisher:
         record,
     ) -> bool:
         block = signed.block
-        account = self.accounts[attester]
         proposal = Proposal(slot, block.parent_archive, block.archive, block.txs_hash)
+        gas = propose_gas_limit(len(attestations), len(block.txs))
+        funds = self.funds
+        if funds is None:
+            account = self.accounts[attester]
+        else:
+            try:
+                # the best idle publisher that can pay gas × maxFeePerGas now, marked busy until released;
+                # shielded: a deadline landing meanwhile must not lose which publisher was marked
+                with trio.CancelScope(shield=True):
+                    account = await trio.to_thread.run_sync(lambda: funds.select(attester, gas, slot=slot))
+            except FundsError as exc:
+                if funds.in_flight(attester, slot):
+                    # our earlier attempt for this slot is still pending: a second tx would queue behind its
+                    # nonce; watch the chain instead (a twin may take over when its deadline passes)
+                    log.info("slot %d: earlier submission still pending, not sending another", slot)
+                    await trio.sleep(POLL_TWIN)
+                    return False
+                self.metrics.l1_submissions.labels(result="no_publisher").inc()
+                log.error("slot %d: proposal not submitted: %s", slot, exc)
+                funds.duty_missed(attester, slot, DUTY, "no publisher can pay for it")
+                return True
+            except L1Error as exc:  # fee cap unreadable: L1 is down, a send would fail as well
+                self.metrics.l1_submissions.labels(result="error").inc()
+                log.warning("slot %d: no publisher chosen: %s", slot, exc)
+                await trio.sleep(POLL_TWIN)
+                return False
+        handed_over = False  # True once the funds service knows the tx hash (sent)
 
         def send() -> bytes:
-            return self.client.propose(
+            nonlocal handed_over
+            tx_hash = self.client.propose(
                 account,
                 proposal,
                 signed.signature,
                 attestations,
                 block.txs,
                 fee_recipient=block.fee_recipient,
-                gas=propose_gas_limit(len(attestations), len(block.txs)),
+                gas=gas,
             )
+            if funds is not None:
+                funds.sent(account.address, tx_hash, slot=slot)  # busy until mined or dropped
+            handed_over = True
+            return tx_hash
 
         try:
             tx_hash = await trio.to_thread.run_sync(send)
@@ -172,6 +221,9 @@ class Publisher:
             log.warning("slot %d: propose failed: %s", slot, exc)
             await trio.sleep(POLL_TWIN)
             return False
+        finally:
+            if funds is not None and not handed_over:
+                funds.release(account.address)  # nothing was sent (error or cancelled): idle again
         submitted = self.clock.since_slot_start(slot)
         if record is not None:
             record.l1_submitted = submitted
@@ -192,11 +244,17 @@ class Publisher:
         except RollupError as exc:
             self.metrics.l1_submissions.labels(result="reverted").inc()
             log.error("slot %d: propose %s reverted: %s", slot, tx_hex, exc)
+            if funds is not None:
+                funds.release(account.address, tx_hash)
             return True
         except L1Error as exc:
+            # still pending: the publisher stays busy until the funds service sees it mined or dropped
             log.warning("slot %d: %s not mined in %.1f s: %s", slot, tx_hex, grace, exc)
             return False
         del receipt
+        if funds is not None:
+            funds.release(account.address, tx_hash)
+            funds.duty_done(attester, slot, DUTY)
         mined = self.clock.since_slot_start(slot)
         if record is not None:
             record.l1_mined = mined

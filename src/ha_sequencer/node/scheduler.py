@@ -5,7 +5,8 @@ Every attester signature goes through the duty guard (DESIGN.md: High availabili
   the identical bytes again is redundancy, not equivocation).
 - Adopted: a twin died mid-duty; finish *its* message (the stored payload), never ours.
 - Busy / Refused for a proposal: a twin holds it; stand by as backup publisher of the twin's block.
-- Refused / BelowWatermark / LostClaim / StoreUnavailable: sign nothing; counted.
+- Refused / BelowWatermark / LostClaim / StoreUnavailable: sign nothing; counted. A refused attestation also
+  raises a webhook alert (cleared by the next attestation signed normally).
 """
 
 from __future__ import annotations
@@ -158,6 +159,7 @@ class Scheduler:
         metrics: NodeMetrics,
         identities: Sequence[Identity],
         publish_gossip: Callable[[str, bytes], Awaitable[None]],
+        alerts=None,
     ) -> None:
         self.params = params
         self.clock = clock
@@ -170,6 +172,8 @@ class Scheduler:
         self.metrics = metrics
         self.identities = {i.attester: i for i in identities}
         self.publish_gossip = publish_gossip
+        # monitoring.service.FundsService (issue 7): refused-signature alerts; None: no alerts
+        self.alerts = alerts
         self.pool = AttestationPool()
         # slot → the proposer's proposal as first seen (from gossip or built here)
         self.proposals: dict[int, ProposalMessage] = {}
@@ -443,6 +447,15 @@ class Scheduler:
             self.metrics.duties.labels(duty=duty_type.value, outcome="error").inc()
             raise
         self.metrics.duties.labels(duty=duty_type.value, outcome=outcome_label(outcome)).inc()
+        # A refused proposal is routine in HA (a twin signed its own block first); a refused attestation means
+        # two different blocks for one slot reached this identity: alert once, recover on the next normal one.
+        if self.alerts is not None and duty_type == DutyType.ATTESTATION:
+            if isinstance(outcome, Refused):
+                self.alerts.signature_refused(
+                    identity.attester, slot, duty_type.value, outcome.existing_digest
+                )
+            elif isinstance(outcome, NewSignature | SameData | Adopted):
+                self.alerts.signature_ok(identity.attester, slot, duty_type.value)
         if isinstance(outcome, NewSignature | SameData):
             log.debug(
                 "slot %d: %s signed %s (%s)", slot, identity.attester, duty_type, outcome_label(outcome)
