@@ -8,19 +8,8 @@ from eth_account import Account
 from ha_sequencer.node.chain import Chain, ChainError, build_block
 from ha_sequencer.node.localnet import signed_transfer
 from ha_sequencer.node.wire import Block
-from ha_sequencer.protocol.constants import NetworkParams
+from params_fixtures import PARAMS
 
-PARAMS = NetworkParams(
-    chain_id=31337,
-    rollup="0x5FbDB2315678afecb367f032d93F642f64180aa3",
-    genesis_time=0,
-    slot_duration=4,
-    epoch_length=8,
-    committee_size=4,
-    genesis_seed=b"\x07" * 32,
-    min_stake=1,
-    slash_amount=1,
-)
 ALICE, BOB = Account.from_key(b"\x01" * 32), Account.from_key(b"\x02" * 32)
 FEE_TO = b"\x00" * 12 + b"\x99" * 20
 

@@ -17,7 +17,6 @@ from ha_sequencer.node.wire import (
 )
 from ha_sequencer.p2p.validation import Verdict
 from ha_sequencer.protocol.committee import proposer_for
-from ha_sequencer.protocol.constants import NetworkParams
 from ha_sequencer.protocol.messages import (
     Attestation,
     Proposal,
@@ -25,19 +24,9 @@ from ha_sequencer.protocol.messages import (
     proposal_digest,
     sign_digest,
 )
+from params_fixtures import PARAMS
 
 ACCOUNTS = [Account.from_key(bytes([i + 1]) * 32) for i in range(4)]
-PARAMS = NetworkParams(
-    chain_id=31337,
-    rollup="0x5FbDB2315678afecb367f032d93F642f64180aa3",
-    genesis_time=0,
-    slot_duration=4,
-    epoch_length=8,
-    committee_size=4,
-    genesis_seed=b"\x07" * 32,
-    min_stake=1,
-    slash_amount=1,
-)
 SLOT = 20
 
 

@@ -8,29 +8,13 @@ from hypothesis import strategies as st
 
 from ha_sequencer.node.mempool import AddResult, Mempool, MempoolError, MempoolRejection
 from ha_sequencer.protocol.block import TX_SIZE, SignedTx
-from ha_sequencer.protocol.constants import NetworkParams
-from ha_sequencer.protocol.messages import L2Tx, sign_digest, tx_digest
+from ha_sequencer.protocol.messages import L2Tx
 from ha_sequencer.protocol.state import account_id, apply_block, check_tx, genesis_state
+from params_fixtures import PARAMS, signed
 
-PARAMS = NetworkParams(
-    chain_id=31337,
-    rollup="0x5FbDB2315678afecb367f032d93F642f64180aa3",
-    genesis_time=1_700_000_000,
-    slot_duration=4,
-    epoch_length=8,
-    committee_size=4,
-    genesis_seed=keccak(b"seed"),
-    min_stake=10**18,
-    slash_amount=10**17,
-)
 KEYS = [Account.from_key(keccak(f"mempool-test-key-{i}".encode())) for i in range(6)]
 ALICE, BOB, CAROL, DAVE = KEYS[:4]
 FEE_RECIPIENT = keccak(b"fee recipient")
-
-
-def signed(key, to, amount, fee, nonce):
-    tx = L2Tx(sender=key.address, to=to, amount=amount, fee=fee, nonce=nonce)
-    return SignedTx(tx, sign_digest(key, tx_digest(PARAMS, tx)))
 
 
 def rejection(pool, stx, state) -> MempoolError:

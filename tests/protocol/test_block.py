@@ -21,26 +21,11 @@ from ha_sequencer.protocol.block import (
     txs_hash,
 )
 from ha_sequencer.protocol.constants import MAX_TXS_PER_BLOCK, SECP256K1_N, NetworkParams
-from ha_sequencer.protocol.messages import L2Tx, sign_digest, tx_digest
+from ha_sequencer.protocol.messages import L2Tx
+from params_fixtures import PARAMS, signed
 
-PARAMS = NetworkParams(
-    chain_id=31337,
-    rollup="0x5FbDB2315678afecb367f032d93F642f64180aa3",
-    genesis_time=1_700_000_000,
-    slot_duration=4,
-    epoch_length=8,
-    committee_size=4,
-    genesis_seed=keccak(b"seed"),
-    min_stake=10**18,
-    slash_amount=10**17,
-)
 KEYS = [Account.from_key(keccak(f"block-test-key-{i}".encode())) for i in range(4)]
 UINT256_MAX = 2**256 - 1
-
-
-def signed(key, to, amount, fee, nonce, params=PARAMS):
-    tx = L2Tx(sender=key.address, to=to, amount=amount, fee=fee, nonce=nonce)
-    return SignedTx(tx, sign_digest(key, tx_digest(params, tx)))
 
 
 def test_layout_matches_the_documented_offsets():

@@ -20,18 +20,8 @@ from ha_sequencer.protocol.messages import (
     sign_digest,
     tx_digest,
 )
+from params_fixtures import PARAMS
 
-PARAMS = NetworkParams(
-    chain_id=31337,
-    rollup="0x5FbDB2315678afecb367f032d93F642f64180aa3",
-    genesis_time=1_700_000_000,
-    slot_duration=4,
-    epoch_length=8,
-    committee_size=48,
-    genesis_seed=b"\x01" * 32,
-    min_stake=10**18,
-    slash_amount=10**17,
-)
 KEY = keccak(b"messages test key")
 DOMAIN = {
     "name": "HASequencer",

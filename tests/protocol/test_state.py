@@ -15,7 +15,7 @@ from ha_sequencer.protocol.block import (
     txs_hash,
 )
 from ha_sequencer.protocol.constants import MAX_TXS_PER_BLOCK, NetworkParams
-from ha_sequencer.protocol.messages import L2Tx, sign_digest, tx_digest
+from ha_sequencer.protocol.messages import L2Tx
 from ha_sequencer.protocol.state import (
     InvalidBlock,
     InvalidGenesis,
@@ -28,27 +28,12 @@ from ha_sequencer.protocol.state import (
     genesis_state,
     state_root,
 )
+from params_fixtures import PARAMS, signed
 
-PARAMS = NetworkParams(
-    chain_id=31337,
-    rollup="0x5FbDB2315678afecb367f032d93F642f64180aa3",
-    genesis_time=1_700_000_000,
-    slot_duration=4,
-    epoch_length=8,
-    committee_size=4,
-    genesis_seed=keccak(b"seed"),
-    min_stake=10**18,
-    slash_amount=10**17,
-)
 KEYS = [Account.from_key(keccak(f"state-test-key-{i}".encode())) for i in range(5)]
 ALICE, BOB, CAROL = KEYS[0], KEYS[1], KEYS[2]
 FEE_RECIPIENT = keccak(b"proposer fee recipient")  # any bytes32, not necessarily an address
 UINT256_MAX = 2**256 - 1
-
-
-def signed(key, to, amount, fee, nonce, params=PARAMS):
-    tx = L2Tx(sender=key.address, to=to, amount=amount, fee=fee, nonce=nonce)
-    return SignedTx(tx, sign_digest(key, tx_digest(params, tx)))
 
 
 def apply(state, txs, fee_recipient=FEE_RECIPIENT):

@@ -6,22 +6,24 @@ import json
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ha_sequencer.devnet.orchestrator import (
+from ha_sequencer.devnet.defaults import (
     DEFAULT_DIR,
     DEFAULT_EPOCH_LENGTH,
     DEFAULT_HA_NODES,
     DEFAULT_SLOT_DURATION,
     DEFAULT_VALIDATORS,
-    DevnetConfig,
-    all_statuses,
 )
 from ha_sequencer.devnet.state import load_state, pid_alive
+
+if TYPE_CHECKING:
+    from ha_sequencer.devnet.orchestrator import DevnetConfig
 
 _ENV = "HA_SEQUENCER_DEVNET_"
 app = typer.Typer(
@@ -107,6 +109,7 @@ def up(
 ) -> None:
     """Start anvil, deploy, make keys, fund, register, start every node; Ctrl-C stops everything."""
     from ha_sequencer.devnet import supervisor
+    from ha_sequencer.devnet.orchestrator import DevnetConfig
 
     config = DevnetConfig(
         directory=directory,
@@ -154,6 +157,8 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Print the devnet's nodes and their health (exit 1 if any node is down or unhealthy)."""
+    from ha_sequencer.devnet.orchestrator import all_statuses
+
     state = load_state(directory)
     statuses = all_statuses([n for n in state.nodes if pid_alive(n.pid)])
     rows = []
@@ -248,6 +253,7 @@ def failover_test(
 ) -> None:
     """The guide's "Testing Failover", automated: exit 0 only if no duty was missed, nothing equivocated."""
     from ha_sequencer.devnet.failover import FailoverTest
+    from ha_sequencer.devnet.orchestrator import DevnetConfig
 
     console = _err if as_json else _out
 

@@ -27,6 +27,13 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from mnemonic import Mnemonic
 
+from ha_sequencer.devnet.defaults import (
+    DEFAULT_DIR,
+    DEFAULT_EPOCH_LENGTH,
+    DEFAULT_HA_NODES,
+    DEFAULT_SLOT_DURATION,
+    DEFAULT_VALIDATORS,
+)
 from ha_sequencer.devnet.state import (
     DevnetError,
     DevnetState,
@@ -52,11 +59,6 @@ from ha_sequencer.protocol.committee import quorum
 from ha_sequencer.protocol.constants import MAX_COMMITTEE_SIZE
 from ha_sequencer.redact import redact_dsn
 
-DEFAULT_DIR = Path(".devnet")
-DEFAULT_VALIDATORS = 4
-DEFAULT_HA_NODES = 3
-DEFAULT_SLOT_DURATION = 4
-DEFAULT_EPOCH_LENGTH = 8
 MAX_HA_NODES = 15  # publishers of validator i are derived at 16*i + 1 … 16*i + P
 ADDRESS_STRIDE = 16
 USER_BALANCE = 10**21

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -19,11 +18,10 @@ from ha_sequencer.keys.files import loose_permissions
 from ha_sequencer.keys.fleet import check_fleet, split_keystore
 from ha_sequencer.keys.generate import NewKeysRequest, next_keystore_path, write_new_keystore
 from ha_sequencer.keys.loader import PasswordSource
-from ha_sequencer.keys.schema import normalize_eth_address, normalize_fee_recipient
+from ha_sequencer.keys.schema import is_private_key_hex, normalize_eth_address, normalize_fee_recipient
 
 _ENV = "HA_SEQUENCER_"
 DEFAULT_DATA_DIR = Path("~/.ha-sequencer/keystore")
-_KEY_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 
 app = typer.Typer(
     help="Validator keystores compatible with Aztec's: generate, split per node, lint a fleet.",
@@ -64,7 +62,7 @@ def _normalize_publishers(value: str) -> tuple[str, ...]:
 
     keys = []
     for n, raw in enumerate(part.strip() for part in value.split(",")):
-        if not _KEY_RE.match(raw):
+        if not is_private_key_hex(raw):
             raise InputError(f"--publishers: key {n + 1} is not a private key (0x + 64 hex digits)")
         key = "0x" + raw.removeprefix("0x").lower()
         try:

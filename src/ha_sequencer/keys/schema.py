@@ -37,6 +37,7 @@ SUPPORTED_SCHEMA_VERSIONS = (1, 2)
 _KEY_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _ADDRESS_RE = re.compile(r"^(0x)?[0-9a-fA-F]{40}$")
 _AZTEC_ADDRESS_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+_LOOSE_KEY_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")  # as typed on a command line or kept in a key file
 _TAG_PREFIX = "~"  # union tags appear in pydantic's error locations; they are not JSON keys
 
 
@@ -135,6 +136,11 @@ def normalize_eth_address(value: str) -> str:
         return _eth_address(value)
     except PydanticCustomError as exc:
         raise ValueError(exc.message()) from None
+
+
+def is_private_key_hex(value: str) -> bool:
+    """Whether `value` is a private key written as 64 hex digits, `0x` optional (CLI flags, key files)."""
+    return _LOOSE_KEY_RE.match(value) is not None
 
 
 def normalize_fee_recipient(value: str) -> str:

@@ -47,6 +47,7 @@ from ha_sequencer.l1.errors import (
     TransactionFailed,
     UnknownRevert,
 )
+from ha_sequencer.l1.fees import next_fees
 from ha_sequencer.protocol.constants import NetworkParams
 from ha_sequencer.protocol.messages import Attestation, Proposal
 from ha_sequencer.redact import redact_endpoint, scrub_endpoints
@@ -55,7 +56,6 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_RECHECK_S = 5.0
-DEFAULT_PRIORITY_FEE_WEI = 1_000_000_000  # 1 gwei, when the node cannot suggest one
 COMMITTEE_CACHE_EPOCHS = 4
 GAS_MARGIN = 1.2  # estimate * margin: execution may differ slightly from the simulation
 # Transport failures: the endpoint is at fault, try the next one.
@@ -504,15 +504,7 @@ class RollupClient:
         return self._call("eth_sendRawTransaction", send)
 
     def _fees(self) -> tuple[int, int]:
-        def fees(w3: Web3, c: Any) -> tuple[int, int]:
-            base = w3.eth.get_block("latest")["baseFeePerGas"]
-            try:
-                priority = int(w3.eth.max_priority_fee)
-            except Web3RPCError:
-                priority = DEFAULT_PRIORITY_FEE_WEI
-            return 2 * base + priority, priority  # survives several base fee increases
-
-        return self._call("fees", fees)
+        return self._call("fees", lambda w3, c: next_fees(w3))
 
     def _nonce_lock(self, address: str) -> threading.Lock:
         with self._lock:

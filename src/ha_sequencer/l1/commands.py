@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from eth_utils import is_address, to_checksum_address
 
 from ha_sequencer.errors import InputError
 from ha_sequencer.keys.errors import redact
+from ha_sequencer.keys.schema import is_private_key_hex
 from ha_sequencer.protocol.constants import (
     DEVNET_COMMITTEE_SIZE,
     DEVNET_EPOCH_LENGTH,
@@ -24,7 +24,6 @@ from ha_sequencer.protocol.constants import (
 )
 
 _ENV = "HA_SEQUENCER_"
-_KEY_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 
 app = typer.Typer(
     help="L1: compile the Rollup contract, deploy it, register validators.", no_args_is_help=True
@@ -36,7 +35,7 @@ def _read_key(path: Path, flag: str) -> LocalAccount:
         raw = path.expanduser().read_text().strip()
     except OSError as exc:
         raise InputError(f"{flag} {path}: cannot read ({exc.strerror})") from None
-    if not _KEY_RE.match(raw):
+    if not is_private_key_hex(raw):
         raise InputError(f"{flag} {path}: expected one private key, 0x + 64 hex digits")
     try:
         return Account.from_key(raw)

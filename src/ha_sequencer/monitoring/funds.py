@@ -21,7 +21,7 @@ from eth_utils import is_address, to_checksum_address
 from prometheus_client import CollectorRegistry, Gauge
 
 from ha_sequencer.errors import EXIT_FAILURE_FOUND, HASequencerError, InputError
-from ha_sequencer.monitoring.l1 import TRANSFER_GAS
+from ha_sequencer.l1.fees import TRANSFER_GAS
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount

@@ -18,17 +18,11 @@ from web3 import Web3
 from web3.exceptions import TimeExhausted, TransactionNotFound, Web3RPCError
 
 from ha_sequencer.l1.errors import L1Error, ReceiptTimeout, RpcUnavailable
+from ha_sequencer.l1.fees import TRANSFER_GAS, next_fees
 
 T = TypeVar("T")
 
-TRANSFER_GAS = 21_000  # a plain ETH transfer to an externally owned account
-DEFAULT_PRIORITY_FEE_WEI = 1_000_000_000  # 1 gwei when the node cannot suggest one (as RollupClient)
 _TRANSPORT_ERRORS = (requests.exceptions.RequestException, OSError, TimeoutError)
-
-
-def fee_cap(base_fee_per_gas: int, priority_fee_per_gas: int) -> int:
-    """The maxFeePerGas the L1 client sets: twice the base fee plus the tip (survives base fee increases)."""
-    return 2 * base_fee_per_gas + priority_fee_per_gas
 
 
 class L1Wallet:
@@ -76,16 +70,7 @@ class L1Wallet:
 
     def fees(self) -> tuple[int, int]:
         """(maxFeePerGas, maxPriorityFeePerGas) as the L1 client computes them for its next transaction."""
-
-        def read(w3: Web3) -> tuple[int, int]:
-            base = int(w3.eth.get_block("latest")["baseFeePerGas"])
-            try:
-                priority = int(w3.eth.max_priority_fee)
-            except Web3RPCError:
-                priority = DEFAULT_PRIORITY_FEE_WEI
-            return fee_cap(base, priority), priority
-
-        return self._call("fees", read)
+        return self._call("fees", next_fees)
 
     def max_fee_per_gas(self) -> int:
         """The maxFeePerGas of the next transaction."""

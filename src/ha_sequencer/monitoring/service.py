@@ -33,12 +33,13 @@ from ha_sequencer.monitoring.funds import (
     max_cost,
     parse_eth,
 )
-from ha_sequencer.monitoring.l1 import L1Wallet
 from ha_sequencer.monitoring.publishers import NoPublisherAvailable, PublisherPool
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
     from prometheus_client import CollectorRegistry
+
+    from ha_sequencer.monitoring.l1 import L1Wallet
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,8 @@ class FundsService:
         settings: FundsSettings | None = None,
     ) -> FundsService:
         """From a `LoadedKeystore`: every validator's publishers (the attester when it has none)."""
+        from ha_sequencer.monitoring.l1 import L1Wallet  # web3 on use: `node --help` reads FundsSettings
+
         publishers = {v.attester.address: list(v.publishers) or [v.attester] for v in keystore.validators}
         funding = keystore.funding_account or next(
             (v.funding_account for v in keystore.validators if v.funding_account is not None), None

@@ -16,9 +16,6 @@ from typing import Any
 
 import typer
 
-from ha_sequencer.l1.client import RollupClient
-from ha_sequencer.node.localnet import LocalNet, generate_validators
-
 STAGES = ("proposal_gossiped", "quorum_collected", "l1_submitted", "l1_mined")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -46,6 +43,10 @@ def run_pipeline(
     *, committee: int, slots: int, nodes: int, slot_duration: int, workdir: Path, ha_db: str | None = None
 ) -> dict[str, Any]:
     """Start `nodes` processes holding `committee` validators between them, run `slots` slots, report."""
+    # web3 and libp2p on use: the CLI imports this module at start-up to register `bench pipeline`
+    from ha_sequencer.l1.client import RollupClient
+    from ha_sequencer.node.localnet import LocalNet, generate_validators
+
     validators = generate_validators(committee)
     with LocalNet(workdir, slot_duration=slot_duration, epoch_length=8, committee_size=committee) as net:
         net.deploy(validators, users=1)

@@ -29,10 +29,10 @@ from ha_sequencer.keys.bls import bls_public_key
 from ha_sequencer.keys.files import write_private_file
 from ha_sequencer.l1.anvil import Anvil, free_port
 from ha_sequencer.l1.deploy import GenesisValidator, deploy_rollup
+from ha_sequencer.l1.fees import DEFAULT_PRIORITY_FEE_WEI, TRANSFER_GAS, max_fee_per_gas
 from ha_sequencer.p2p.identity import load_or_create_peer_key, peer_id_of
-from ha_sequencer.protocol.block import SignedTx
+from ha_sequencer.protocol.block import SignedTx, sign_tx
 from ha_sequencer.protocol.constants import NetworkParams
-from ha_sequencer.protocol.messages import L2Tx, sign_digest, tx_digest
 
 PUBLISHER_FUNDING_WEI = 50 * 10**18
 BLS_ORDER = 21888242871839275222246405745257275088548364400416034343698204186575808495617
@@ -119,10 +119,10 @@ def fund_accounts(rpc_url: str, funder: LocalAccount, addresses: Sequence[str], 
             "chainId": chain_id,
             "to": Web3.to_checksum_address(address),
             "value": amount_wei,
-            "gas": 21_000,
+            "gas": TRANSFER_GAS,
             "nonce": nonce + i,
-            "maxFeePerGas": 2 * base + 10**9,
-            "maxPriorityFeePerGas": 10**9,
+            "maxFeePerGas": max_fee_per_gas(base, DEFAULT_PRIORITY_FEE_WEI),
+            "maxPriorityFeePerGas": DEFAULT_PRIORITY_FEE_WEI,
         }
         last = w3.eth.send_raw_transaction(funder.sign_transaction(tx).raw_transaction)
     if last is not None:
@@ -133,8 +133,7 @@ def signed_transfer(
     params: NetworkParams, sender: LocalAccount, to: str, amount: int, fee: int, nonce: int
 ) -> SignedTx:
     """An L2 transfer signed by `sender` (for tests, benchmarks and the devnet)."""
-    tx = L2Tx(sender=sender.address, to=Web3.to_checksum_address(to), amount=amount, fee=fee, nonce=nonce)
-    return SignedTx(tx, sign_digest(sender, tx_digest(params, tx)))
+    return sign_tx(sender, params, to=Web3.to_checksum_address(to), amount=amount, fee=fee, nonce=nonce)
 
 
 def _entry_command() -> list[str]:

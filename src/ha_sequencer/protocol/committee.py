@@ -14,16 +14,14 @@ from collections.abc import Sequence
 
 from eth_utils import keccak
 
-
-def _word(value: int) -> bytes:
-    return value.to_bytes(32, "big")
+from ha_sequencer.protocol.constants import uint256_word
 
 
 def epoch_seed(epoch: int, genesis_seed: bytes) -> bytes:
     """Randomness of `epoch`: keccak256(abi.encode(epoch, genesisSeed))."""
     if len(genesis_seed) != 32:
         raise ValueError(f"genesis_seed must be 32 bytes, got {len(genesis_seed)}")
-    return keccak(_word(epoch) + bytes(genesis_seed))
+    return keccak(uint256_word(epoch) + bytes(genesis_seed))
 
 
 def committee_for(
@@ -35,7 +33,7 @@ def committee_for(
     k = min(committee_size, n)
     seed = epoch_seed(epoch, genesis_seed)
     for i in range(k):
-        j = i + int.from_bytes(keccak(seed + _word(i)), "big") % (n - i)
+        j = i + int.from_bytes(keccak(seed + uint256_word(i)), "big") % (n - i)
         members[i], members[j] = members[j], members[i]
     return members[:k]
 
@@ -44,7 +42,8 @@ def proposer_index(epoch: int, slot: int, seed: bytes, committee_size: int) -> i
     """Index into the committee (of actual length `committee_size`) of the proposer of `slot`."""
     if committee_size <= 0:
         raise ValueError("empty committee has no proposer")
-    return int.from_bytes(keccak(_word(epoch) + _word(slot) + bytes(seed)), "big") % committee_size
+    digest = keccak(uint256_word(epoch) + uint256_word(slot) + bytes(seed))
+    return int.from_bytes(digest, "big") % committee_size
 
 
 def proposer_for(slot: int, epoch_length: int, committee: Sequence[str], genesis_seed: bytes) -> str:

@@ -40,6 +40,11 @@ DEVNET_SLASH_AMOUNT = WEI_PER_ETH // 10  # 0.1 ETH
 ANVIL_CHAIN_ID = 31337
 
 
+def uint256_word(value: int) -> bytes:
+    """`value` as one 32-byte big-endian word, as Solidity's abi.encode writes a uint256."""
+    return value.to_bytes(BYTES32, "big")
+
+
 @dataclass(frozen=True)
 class NetworkParams:
     """Everything the protocol needs to know about one deployed network; read from the Rollup contract."""

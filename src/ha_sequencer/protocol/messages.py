@@ -23,6 +23,7 @@ from ha_sequencer.protocol.constants import (
     SECP256K1_HALF_N,
     SIGNATURE_BYTES,
     NetworkParams,
+    uint256_word,
 )
 
 DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
@@ -38,10 +39,6 @@ TX_TYPEHASH = keccak(text=TX_TYPE)
 
 class InvalidSignature(HASequencerError):
     """A signature that is malformed or does not recover to an address."""
-
-
-def _word(value: int) -> bytes:
-    return value.to_bytes(32, "big")
 
 
 def _b32(value: bytes, field: str) -> bytes:
@@ -67,7 +64,7 @@ class Proposal:
         """EIP-712 hashStruct(Proposal)."""
         return keccak(
             PROPOSAL_TYPEHASH
-            + _word(self.slot)
+            + uint256_word(self.slot)
             + _b32(self.parent_archive, "parent_archive")
             + _b32(self.archive, "archive")
             + _b32(self.txs_hash, "txs_hash")
@@ -87,7 +84,7 @@ class Attestation:
 
     def struct_hash(self) -> bytes:
         """EIP-712 hashStruct(Attestation)."""
-        return keccak(ATTESTATION_TYPEHASH + _word(self.slot) + _b32(self.archive, "archive"))
+        return keccak(ATTESTATION_TYPEHASH + uint256_word(self.slot) + _b32(self.archive, "archive"))
 
     def as_abi(self) -> tuple[int, bytes]:
         """The Solidity `Attestation` struct tuple."""
@@ -110,9 +107,9 @@ class L2Tx:
             TX_TYPEHASH
             + _addr_word(self.sender)
             + _addr_word(self.to)
-            + _word(self.amount)
-            + _word(self.fee)
-            + _word(self.nonce)
+            + uint256_word(self.amount)
+            + uint256_word(self.fee)
+            + uint256_word(self.nonce)
         )
 
 
@@ -122,7 +119,7 @@ def _domain_separator(chain_id: int, rollup: str) -> bytes:
         DOMAIN_TYPEHASH
         + keccak(text=EIP712_NAME)
         + keccak(text=EIP712_VERSION)
-        + _word(chain_id)
+        + uint256_word(chain_id)
         + _addr_word(rollup)
     )
 
