@@ -68,6 +68,8 @@ class Monitor:
         self.client = RollupClient([state.l1_rpc_url], state.rollup)
         self.params = self.client.params()
         self.book = SlotBook(self.client, self.params)
+        # Slots that ended before every node was up are start-up, not missed duties: the view starts after.
+        self.first_slot = self.params.slot_at(int(time.time())) + 1
         self.nodes = nodes or (lambda: state.nodes)
         self.load = load
         self.watcher = watcher
@@ -118,7 +120,7 @@ class Monitor:
             errors.append(f"L1: {exc}")
         now = self.book.current_slot()
         slot_rows = []
-        for slot in range(now, max(-1, now - rows), -1):
+        for slot in range(now, max(self.first_slot - 1, now - rows), -1):
             try:
                 facts = self.book.facts(slot)
             except Exception as exc:
