@@ -113,14 +113,26 @@ class L2Tx:
         )
 
 
-@lru_cache(maxsize=64)
-def _domain_separator(chain_id: int, rollup: str) -> bytes:
+def eip712_domain_separator(*, name: str, version: str, chain_id: int, verifying_contract: str) -> bytes:
+    """`hashStruct(EIP712Domain{name, version, chainId, verifyingContract})` (EIP-712, "domainSeparator")."""
     return keccak(
         DOMAIN_TYPEHASH
-        + keccak(text=EIP712_NAME)
-        + keccak(text=EIP712_VERSION)
+        + keccak(text=name)
+        + keccak(text=version)
         + uint256_word(chain_id)
-        + _addr_word(rollup)
+        + _addr_word(verifying_contract)
+    )
+
+
+def eip712_digest(domain_separator_hash: bytes, struct_hash: bytes) -> bytes:
+    """`keccak256("\\x19\\x01" ‖ domainSeparator ‖ hashStruct(message))` (EIP-712, "Specification")."""
+    return keccak(b"\x19\x01" + domain_separator_hash + struct_hash)
+
+
+@lru_cache(maxsize=64)
+def _domain_separator(chain_id: int, rollup: str) -> bytes:
+    return eip712_domain_separator(
+        name=EIP712_NAME, version=EIP712_VERSION, chain_id=chain_id, verifying_contract=rollup
     )
 
 
@@ -131,7 +143,7 @@ def domain_separator(params: NetworkParams) -> bytes:
 
 def typed_digest(params: NetworkParams, struct_hash: bytes) -> bytes:
     """EIP-712 signing digest of a struct hash in the network's domain."""
-    return keccak(b"\x19\x01" + _domain_separator(params.chain_id, params.rollup) + struct_hash)
+    return eip712_digest(_domain_separator(params.chain_id, params.rollup), struct_hash)
 
 
 def proposal_digest(params: NetworkParams, proposal: Proposal) -> bytes:
