@@ -7,7 +7,6 @@ cluster: the shared server is never stopped.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -17,22 +16,7 @@ import pytest
 from ha_sequencer.ha.pgcluster import PrivatePostgres
 from ha_sequencer.ha.store import DutyStore, open_store
 
-DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 STORES = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
-
-
-@pytest.fixture(scope="session")
-def pg_admin_url() -> Iterator[str]:
-    """A URL of a database on a server where tests may create databases."""
-    url = os.environ.get("HA_TEST_DATABASE_URL", DEFAULT_ADMIN_URL)
-    try:
-        with psycopg.connect(url, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.OperationalError:
-        with PrivatePostgres() as pg:
-            yield pg.url
-        return
-    yield url
 
 
 def _create_db(admin_url: str) -> tuple[str, str]:

@@ -7,7 +7,6 @@ signatures released in every node's log, no equivocation seen on gossip); no `Sl
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import shutil
@@ -55,19 +54,15 @@ def longest_run(slots):
 
 
 @pytest.fixture
-def pg_database():
+def pg_database(pg_admin_url):
     """A fresh PostgreSQL database for the shared duty store, dropped afterwards."""
     import psycopg
 
-    admin = os.environ.get("HA_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     name = f"hasq_node_e2e_{secrets.token_hex(4)}"
-    try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    yield urlunsplit(urlsplit(admin)._replace(path=f"/{name}"))
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with psycopg.connect(pg_admin_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield urlunsplit(urlsplit(pg_admin_url)._replace(path=f"/{name}"))
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
