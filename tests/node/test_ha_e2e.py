@@ -23,6 +23,7 @@ from web3 import Web3
 from ha_sequencer.l1.build import load_artifact
 from ha_sequencer.l1.client import RollupClient
 from ha_sequencer.node.localnet import LocalNet, generate_validators
+from ha_sequencer.protocol.messages import Attestation, attestation_digest, proposal_digest
 
 pytestmark = pytest.mark.slow
 
@@ -131,11 +132,18 @@ def test_ha_identity_never_misses_and_never_equivocates(ha_net) -> None:
     adopted = [r for r in rows if r[4] is not None]
     assert adopted and all(r[4] == "ha0" and r[5] in ("ha1", "ha2") for r in adopted), adopted
     assert min(r[0] for r in adopted) >= KILL_SLOT
-    per_duty = defaultdict(set)
+    stored = {}
     for slot, duty_type, digest, status, _from, _node in rows:
-        per_duty[(slot, duty_type)].add(bytes(digest))
+        stored[(slot, duty_type)] = bytes(digest)
         assert status == "signed", (slot, duty_type, status)
-    assert all(len(d) == 1 for d in per_duty.values())
+    # what landed on L1 is exactly what the store let the identity sign: its proposals' digests, and the
+    # archive its attestations signed (the block's archive) for every block it attested
+    for e in events:
+        if e.proposer == ha_address:
+            assert stored[(e.slot, "block_proposal")] == proposal_digest(params, e.proposal), e.slot
+        if ha_address in e.attesters:
+            signed = stored[(e.slot, "attestation")]
+            assert signed == attestation_digest(params, Attestation(e.slot, e.proposal.archive)), e.slot
 
     # every signature a node released for the identity carries the one archive of its duty
     released = defaultdict(set)
