@@ -57,3 +57,20 @@ def test_refuses_bad_blocks() -> None:
             txs=[overdraft],
             fee_recipient=FEE_TO,
         )
+
+
+def test_cached_execution_does_not_skip_the_tip_check() -> None:
+    # a proposal built (and cached) on the old tip must not pass as extending the new one
+    chain = Chain(PARAMS, [(ALICE.address, 1_000)])
+    first = build_block(
+        PARAMS, chain.state, slot=5, parent_archive=chain.tip.archive, txs=[], fee_recipient=FEE_TO
+    )
+    stale = build_block(
+        PARAMS, chain.state, slot=6, parent_archive=chain.tip.archive, txs=[], fee_recipient=FEE_TO
+    )
+    chain.remember(stale)
+    chain.append(first.block, number=1)
+    with pytest.raises(ChainError, match="slot 6: parent .* is not the local tip"):
+        chain.execute(stale.block)
+    with pytest.raises(ChainError, match="slot 5: not after the tip's slot 5"):
+        chain.execute(Block(5, chain.tip.archive, first.block.archive, FEE_TO, b""))

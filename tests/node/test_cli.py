@@ -62,3 +62,24 @@ def test_busy_http_port_is_a_clear_error(tmp_path: Path) -> None:
         )  # fmt: skip
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert f"127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_duty_store_url_reaches_a_node_through_its_environment_not_argv(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import typer.main
+
+    from ha_sequencer.node.commands import app
+    from ha_sequencer.node.localnet import HA_DB_ENV, NodeProcess
+
+    url = "postgresql://hasq:s3cret-pw@db.internal:5432/duties"
+    node = NodeProcess("n0", tmp_path, tmp_path / "keystore.json", 8080, 9000, "peer", ha_db=url)
+    argv = node.command(["http://127.0.0.1:8545"], "0x" + "11" * 20, [])
+    assert not any("s3cret" in arg for arg in argv)  # argv is world-readable (`ps`, /proc/PID/cmdline)
+    assert node.environment()[HA_DB_ENV] == url
+    # and `node start --ha-db` reads exactly that variable
+    start = typer.main.get_command(app).commands["start"]
+    assert next(p for p in start.params if p.name == "ha_db").envvar == HA_DB_ENV
+    # a node without a shared store does not inherit one from the parent's environment
+    monkeypatch.setenv(HA_DB_ENV, url)
+    assert HA_DB_ENV not in NodeProcess("n1", tmp_path, tmp_path / "k.json", 1, 2, "p").environment()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from ha_sequencer.node.http import INVALID_PARAMS, RpcError, build_app
+from ha_sequencer.node.http import INVALID_PARAMS, MAX_BODY_BYTES, RpcError, build_app, json_depth_within
 from ha_sequencer.node.metrics import NodeMetrics
 
 
@@ -66,6 +66,11 @@ def test_json_rpc() -> None:
     assert call({"jsonrpc": "2.0", "id": 3, "method": "nope"}).json()["error"]["code"] == -32601
     assert call({"id": 4, "method": "add"}).json()["error"]["code"] == -32600
     assert call(b"{not json").json()["error"]["code"] == -32700
+    # py_ecc (imported by the node) lifts the recursion limit: this body would overflow the C stack (SIGSEGV)
+    deep = call(b"[" * 200_000).json()["error"]
+    assert deep["code"] == -32700 and "nested deeper" in deep["message"]
+    too_big = call(b" " * (MAX_BODY_BYTES + 1)).json()["error"]
+    assert too_big["code"] == -32600 and str(MAX_BODY_BYTES) in too_big["message"]
     err = call({"jsonrpc": "2.0", "id": 5, "method": "boom"}).json()["error"]
     assert err["code"] == -32603 and "secret" not in err["message"]
     batch = call(
@@ -76,3 +81,10 @@ def test_json_rpc() -> None:
     ).json()
     assert batch == [{"jsonrpc": "2.0", "id": 1, "result": 2}]  # notifications get no reply
     assert call([]).json()["error"]["code"] == -32600
+
+
+def test_json_depth_ignores_brackets_in_strings() -> None:
+    assert json_depth_within(b'{"a": [[1]]}', limit=3)
+    assert not json_depth_within(b'{"a": [[[1]]]}', limit=3)
+    assert json_depth_within(b'["[[[[[[", "\\"[[[[[["]', limit=1)  # quotes, escapes, brackets as text
+    assert not json_depth_within(b"[" * 10 + b'"' + b"]" * 10, limit=5)

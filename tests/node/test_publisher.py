@@ -103,3 +103,16 @@ def test_twin_takes_over_when_the_first_publisher_goes_silent(rollup, tmp_path: 
     assert _count(m_b, "mined") == 1
     record = silent.publish_record(proposer, slot)
     assert record.node_id == "twin-b" and record.attempt >= 2 and record.mined
+
+
+def test_publishes_when_the_duty_store_is_down(rollup, tmp_path: Path) -> None:
+    # the proposal is signed already: a store outage costs coordination (maybe gas), never the slot
+    (a, acct_a, m_a) = _twin(rollup, f"sqlite:///{tmp_path / 'duties.sqlite'}", "twin-a", 0)
+    slot = _fresh_slot(rollup)
+    proposer, signed, attestations = _signed(rollup, slot)
+    a.accounts[proposer] = acct_a
+    a.guard.store.close()  # every publish-record call now raises StoreUnreachable
+    trio.run(a.publish, slot, proposer, signed, attestations, None)
+    tips = rollup.client.tips()
+    assert tips.last_slot == slot and tips.archive == signed.block.archive
+    assert _count(m_a, "mined") == 1

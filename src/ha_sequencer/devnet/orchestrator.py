@@ -53,7 +53,7 @@ from ha_sequencer.keys.files import ensure_private_dir
 from ha_sequencer.keys.loader import load_keystore
 from ha_sequencer.l1.anvil import Anvil, free_port
 from ha_sequencer.l1.deploy import GenesisValidator, deploy_rollup
-from ha_sequencer.node.localnet import PUBLISHER_FUNDING_WEI, NodeProcess, fund_accounts
+from ha_sequencer.node.localnet import HA_DB_ENV, PUBLISHER_FUNDING_WEI, NodeProcess, fund_accounts
 from ha_sequencer.p2p.identity import load_or_create_peer_key, peer_id_of
 from ha_sequencer.protocol.committee import quorum
 from ha_sequencer.protocol.constants import MAX_COMMITTEE_SIZE
@@ -66,7 +66,6 @@ READY_TIMEOUT_S = 180.0
 KEYS_TIMEOUT_S = 120.0
 NETWORK_NAME = "devnet"
 SUPERVISOR_MARKER = ("ha-sequencer", "ha_sequencer", "pytest")  # how the supervisor may have been run
-HA_DB_ENV = "HA_SEQUENCER_HA_DB"
 MNEMONIC_ENV = "HA_SEQUENCER_MNEMONIC"
 
 
@@ -522,6 +521,12 @@ def down_from_state(directory: Path, say: Callable[[str], None] = print, timeout
         deadline = time.monotonic() + timeout
         while pid_alive(state.supervisor_pid) and time.monotonic() < deadline:
             time.sleep(0.2)
+        if pid_matches(state.supervisor_pid, SUPERVISOR_MARKER):
+            with contextlib.suppress(ProcessLookupError):  # it may exit right now
+                os.kill(state.supervisor_pid, signal.SIGKILL)  # `down` must leave nothing running
+            say(
+                f"supervisor pid {state.supervisor_pid}: still running {timeout:.0f} s after SIGTERM, SIGKILL"
+            )
     # the supervisor may have been killed: nodes and anvil by pid, if they are still ours
     try:
         nodes = load_state(directory).nodes

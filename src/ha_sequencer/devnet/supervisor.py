@@ -30,8 +30,13 @@ SUPERVISOR_LOG = "devnet.log"
 HA_DB_ENV = "HA_SEQUENCER_DEVNET_HA_DB"  # read by `devnet up --ha-db`
 
 
-class _Stop(Exception):
-    """SIGTERM arrived."""
+class _Stop(BaseException):
+    """SIGTERM arrived.
+
+    A BaseException, like KeyboardInterrupt: raised from the signal handler into whatever runs, it must not
+    be swallowed by an `except Exception` there (the L1 client's retry loop caught it as an RPC failure and
+    the supervisor went on polling a stopped devnet).
+    """
 
 
 def _on_sigterm(signum: int, frame: object) -> None:

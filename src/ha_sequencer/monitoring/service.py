@@ -242,7 +242,7 @@ class FundsService:
     def signature_ok(self, attester: str, slot: int, duty: str) -> None:
         """Recovery of a refused-signature alert."""
         if self.alerter is not None:
-            self.alerter.signature_ok(attester, duty, slot)
+            self.alerter.signature_ok(attester, duty=duty, slot=slot)  # note: the alerter takes duty first
 
     # --- tasks --------------------------------------------------------------------------------------------
 

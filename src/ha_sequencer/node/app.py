@@ -42,6 +42,7 @@ HEALTH_INTERVAL_S = 1.0
 SHUTDOWN_GRACE_S = 5.0  # at most this long for the duty in hand after SIGTERM
 L1_STALE_S = 5.0  # no successful L1 call for this long → L1 unhealthy
 HEARTBEAT_S = 2.0
+PYTHON_RECURSION_LIMIT = 1000  # CPython's default; see run_node
 NODE_STALE_S = 10.0
 
 
@@ -366,7 +367,8 @@ class Node:
         async for msg in self.gossip:
             try:
                 self._dispatch(msg.topic, msg.data)
-            except HASequencerError as exc:
+            # the gate validated these bytes already; still, a message never kills the node
+            except (HASequencerError, ValueError) as exc:
                 log.debug("gossip %s message not used: %s", msg.topic, exc)
 
     def _dispatch(self, topic: str, data: bytes) -> None:
@@ -659,6 +661,10 @@ def run_node(config: NodeConfig) -> None:
     if not keystore.validators:
         raise InputError(f"--keystore {config.keystore}: no validators in the keystore")
     log_startup(config, keystore)
+    # py_ecc (imported by eth-account) raises the recursion limit to 100,000 for the whole process, where a
+    # deeply nested hostile input would overflow the C stack (SIGSEGV) instead of raising RecursionError.
+    # Nothing the node runs needs more than Python's default.
+    sys.setrecursionlimit(PYTHON_RECURSION_LIMIT)
     try:
         trio.run(_main, config, keystore)
     except BaseExceptionGroup as group:

@@ -158,9 +158,8 @@ class Chain:
 
     def execute(self, block: Block) -> Execution:
         """Re-execute a block that claims to extend the tip (cached); raises ChainError if it does not."""
-        cached = self._executions.get(block.archive)
-        if cached is not None and cached.block == block:
-            return cached
+        # the extension checks come before the cache: a block built or checked on an older tip must not
+        # pass as extending the current one
         if block.parent_archive != self.tip.archive:
             raise ChainError(
                 f"slot {block.slot}: parent 0x{block.parent_archive.hex()[:12]}… is not the local tip "
@@ -168,6 +167,9 @@ class Chain:
             )
         if block.slot <= self.tip.slot:
             raise ChainError(f"slot {block.slot}: not after the tip's slot {self.tip.slot}")
+        cached = self._executions.get(block.archive)
+        if cached is not None and cached.block == block:
+            return cached
         execution = execute_block(self.params, self._state, block)
         self.remember(execution)
         return execution

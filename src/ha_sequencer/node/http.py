@@ -33,6 +33,10 @@ NOT_READY = -32050  # the node has not read the network from L1 yet
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_BATCH = 50
+# py_ecc raises the interpreter's recursion limit to 100 000 on import, so the C JSON parser no longer stops
+# at 1 000 levels: a 200 KB body of "[" overflows the C stack and kills the process (SIGSEGV). Requests
+# nest a few levels; anything deeper is refused before parsing.
+MAX_JSON_DEPTH = 32
 
 
 class RpcError(Exception):
@@ -60,6 +64,30 @@ class NodeApi(Protocol):
     def rpc_methods(self) -> Mapping[str, RpcMethod]:
         """JSON-RPC method name → handler taking `params` (list or dict)."""
         ...
+
+
+def json_depth_within(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the JSON text nests arrays/objects at most `limit` deep (brackets inside strings ignored)."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return True  # the common case, without a byte-by-byte scan
+    depth, in_string, escaped = 0, False, False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # closing quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return False
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return True
 
 
 def _error(id_: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
@@ -108,12 +136,19 @@ def build_app(node: NodeApi) -> Starlette:
         return Response(body, media_type=content_type)
 
     async def rpc(request: Request) -> JSONResponse | Response:
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return JSONResponse(_error(None, INVALID_REQUEST, f"request larger than {MAX_BODY_BYTES} bytes"))
+        body = bytearray()
+        async for chunk in request.stream():  # capped while reading: a huge body never sits in memory
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                too_big = f"request larger than {MAX_BODY_BYTES} bytes"
+                return JSONResponse(_error(None, INVALID_REQUEST, too_big))
+        if not json_depth_within(bytes(body)):
+            return JSONResponse(
+                _error(None, PARSE_ERROR, f"parse error: nested deeper than {MAX_JSON_DEPTH}")
+            )
         try:
             payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             return JSONResponse(_error(None, PARSE_ERROR, f"parse error: {exc}"))
         methods = node.rpc_methods()
         if isinstance(payload, list):

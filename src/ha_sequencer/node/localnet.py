@@ -35,6 +35,7 @@ from ha_sequencer.protocol.block import SignedTx, sign_tx
 from ha_sequencer.protocol.constants import NetworkParams
 
 PUBLISHER_FUNDING_WEI = 50 * 10**18
+HA_DB_ENV = "HA_SEQUENCER_HA_DB"  # `node start --ha-db` from the environment (a URL may hold a password)
 BLS_ORDER = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 
 
@@ -186,19 +187,27 @@ class NodeProcess:
         ]  # fmt: skip
         if bootstrap:
             cmd += ["--bootstrap-nodes", ",".join(bootstrap)]
-        if self.ha_db:
-            cmd += ["--ha-db", self.ha_db]
         return cmd + list(self.extra_args)
+
+    def environment(self) -> dict[str, str]:
+        """The process environment: the duty store URL rides here, not on argv (`ps` shows argv)."""
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop(HA_DB_ENV, None)  # not inherited: without `ha_db` the node keeps its own SQLite file
+        if self.ha_db:
+            env[HA_DB_ENV] = self.ha_db
+        return {**env, **self.extra_env}
 
     def start(self, l1_urls: Sequence[str], rollup: str, bootstrap: Sequence[str]) -> None:
         """Spawn the process (logs appended to `log_path`)."""
         if self.running:
             raise LocalnetError(f"node {self.name} is already running (pid {self.proc.pid})")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.extra_env}
         log = open(self.log_path, "ab")  # noqa: SIM115 — owned by the child for its lifetime
         try:
             self.proc = subprocess.Popen(
-                self.command(l1_urls, rollup, bootstrap), stdout=log, stderr=subprocess.STDOUT, env=env
+                self.command(l1_urls, rollup, bootstrap),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.environment(),
             )
         finally:
             log.close()

@@ -112,7 +112,7 @@ class Publisher:
                     log.warning(
                         "slot %d: duty store unavailable for the publish record (%s): publishing", slot, exc
                     )
-                    turn = PublishYours(0, None)
+                    turn = PublishYours(0)
                 if isinstance(turn, PublishDone):
                     self.metrics.l1_submissions.labels(result="yielded").inc()
                     return

@@ -56,7 +56,7 @@ from ha_sequencer.protocol.messages import (
 log = logging.getLogger(__name__)
 
 # Fractions of a slot (a slot is a few seconds; L1 must mine the proposal inside it)
-FULL_COMMITTEE_DEADLINE = 0.5  # wait this long for every member's attestation, then for a quorum
+FULL_COMMITTEE_DEADLINE = 0.5  # once a quorum is in, wait until here for the rest of the committee
 QUORUM_DEADLINE = 0.7  # stop waiting for attestations (leaves time for an adopted duty's votes)
 BACKUP_WAIT = 0.5  # a yielding HA twin waits this long for the holder's proposal to appear on gossip
 ATTEST_UNTIL = 0.8  # attestations after this cannot make it into an L1 block of this slot
@@ -326,13 +326,15 @@ class Scheduler:
         members = frozenset(committee)
         archive = msg.signed.block.archive
         votes: dict[str, bytes] = {}
-        # Every committee member's attestation counts as its duty on L1 (monitor, failover-test), so wait for
-        # the whole committee while there is time to spare, then settle for a quorum until the deadline.
-        with trio.move_on_at(self.clock.slot_deadline(slot, FULL_COMMITTEE_DEADLINE)):
-            votes = await self.pool.wait_for(slot, archive, members, len(members))
-        if len(votes) < len(members):
-            with trio.move_on_at(self.clock.slot_deadline(slot, QUORUM_DEADLINE)):
-                votes = await self.pool.wait_for(slot, archive, members, need)
+        quorum_at = None
+        with trio.move_on_at(self.clock.slot_deadline(slot, QUORUM_DEADLINE)):
+            votes = await self.pool.wait_for(slot, archive, members, need)
+            quorum_at = self.clock.since_slot_start(slot)
+        if quorum_at is not None:
+            # Every committee member's attestation counts as its duty on L1 (monitor, failover-test): with
+            # time to spare, wait for the rest of the committee too before publishing.
+            with trio.move_on_at(self.clock.slot_deadline(slot, FULL_COMMITTEE_DEADLINE)):
+                votes = await self.pool.wait_for(slot, archive, members, len(members))
         if len(votes) < need:
             votes = {a: s for a, s in self.pool.votes(slot, archive).items() if a in members}
         record.attestations = len(votes)
@@ -346,7 +348,7 @@ class Scheduler:
                 need,
             )
             return
-        record.quorum_collected = self.clock.since_slot_start(slot)
+        record.quorum_collected = quorum_at if quorum_at is not None else self.clock.since_slot_start(slot)
         self.metrics.quorum.labels(result="quorum").inc()
         self.metrics.proposal_latency.labels(stage="quorum").observe(max(0.0, record.quorum_collected))
         # committee order: deterministic calldata whichever twin publishes
@@ -376,14 +378,29 @@ class Scheduler:
     async def _attest(self, msg: ProposalMessage) -> None:
         block = msg.signed.block
         slot = block.slot
+        if slot == self.clock.current_slot() + 1:
+            # the proposer's clock runs a little ahead of ours (gossip accepts one slot ahead): this is the
+            # only time the proposal is handed to us, so wait for its slot instead of dropping it
+            await self.clock.wait_for_slot(slot)
         if (
             slot != self.clock.current_slot()
             or self.clock.since_slot_start(slot) > ATTEST_UNTIL * self.params.slot_duration
         ):
             log.info("slot %d: proposal arrived outside its slot: not attesting", slot)
             return
+        # gossip checked the proposer already; checked again here, right before anything is signed
+        if msg.proposer != self.committees.proposer(slot):
+            log.warning(
+                "slot %d: proposal signed by %s, not the slot's proposer: not attesting", slot, msg.proposer
+            )
+            return
         mine = [a for a in self.identities if self.committees.is_member(slot, a)]
         if not mine:
+            return
+        # a node behind L1 signs nothing (sync.py); one fresh poll first, as a proposer does in `_ready`
+        if not self.sync.synced and not await self.sync.catch_up():
+            self.metrics.duties.labels(duty="attestation", outcome="not_synced").inc()
+            log.warning("slot %d: committee member but not synced: not attesting", slot)
             return
         execution = await self._validate(block)
         if execution is None:
@@ -442,7 +459,7 @@ class Scheduler:
 
         try:
             outcome = await trio.to_thread.run_sync(call)
-        except Exception as exc:  # the guard fails closed; a bug there must not kill the slot loop
+        except Exception as exc:  # the guard fails closed on store errors; anything else is a bug: die loudly
             log.error("slot %d: guard error for %s %s: %s", slot, identity.attester, duty_type, exc)
             self.metrics.duties.labels(duty=duty_type.value, outcome="error").inc()
             raise

@@ -443,12 +443,6 @@ class GossipNode:
         """Base58 ids of the peers with an open gossip stream."""
         return [] if self._pubsub is None else sorted(p.to_base58() for p in self._pubsub.peers)
 
-    def mesh_peers(self, topic: str) -> list[str]:
-        """Base58 ids of this node's mesh peers for `topic`."""
-        if self._router is None:
-            return []
-        return sorted(p.to_base58() for p in self._router.mesh.get(topic, ()))
-
     def topic_peers(self, topic: str) -> list[str]:
         """Base58 ids of connected peers subscribed to `topic`."""
         if self._pubsub is None:

@@ -1,0 +1,168 @@
+"""The scheduler's handling of guard outcomes, with a real SQLite duty store shared by two HA twins."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import trio
+from eth_account import Account
+from eth_utils import keccak
+
+from ha_sequencer.ha.faults import parse_faults
+from ha_sequencer.ha.guard import DutyGuard
+from ha_sequencer.ha.outcomes import DutyType, StoreUnavailable
+from ha_sequencer.ha.store import open_store
+from ha_sequencer.l1.client import RollupClient
+from ha_sequencer.node.chain import Chain, build_block
+from ha_sequencer.node.clock import SlotClock, SlotTiming
+from ha_sequencer.node.committees import CommitteeCache
+from ha_sequencer.node.gossip_checks import ProposalMessage, parse_attestation, parse_proposal
+from ha_sequencer.node.metrics import NodeMetrics
+from ha_sequencer.node.scheduler import Identity, Scheduler, attestation_payload
+from ha_sequencer.node.sync import Sync
+from ha_sequencer.node.wire import SignedBlock, encode_signed_block
+from ha_sequencer.p2p.topics import ATTESTATION_TOPIC
+from ha_sequencer.protocol.constants import NetworkParams
+from ha_sequencer.protocol.messages import (
+    Attestation,
+    Proposal,
+    attestation_digest,
+    proposal_digest,
+    sign_digest,
+)
+from params_fixtures import PARAMS
+
+ATTESTER = Account.from_key(keccak(b"scheduler test attester"))
+SLOT = 7
+
+
+def _scheduler(guard: DutyGuard, gossiped: list[tuple[str, bytes]], **parts) -> Scheduler:
+    """A scheduler over a real guard whose gossip lands in `gossiped`; `parts` replace the defaults."""
+
+    async def publish(topic: str, data: bytes) -> None:
+        gossiped.append((topic, data))
+
+    kwargs = {
+        "params": PARAMS,
+        "clock": None,
+        "chain": Chain(PARAMS, []),
+        "sync": None,
+        "committees": None,
+        "mempool": None,
+        "guard": guard,
+        "publisher": None,
+        "metrics": NodeMetrics(),
+        "identities": [Identity.from_account(ATTESTER, bytes(32))],
+        "publish_gossip": publish,
+    }
+    return Scheduler(**{**kwargs, **parts})
+
+
+def test_an_adopted_attestation_carries_the_dead_twins_archive_not_ours(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'duties.sqlite'}"
+    theirs, ours = b"\xaa" * 32, b"\xbb" * 32
+    # twin A claims the duty (its archive stored) and dies before signing: its lease runs out
+    dead = DutyGuard(
+        open_store(url, migrate=True),
+        node_id="twin-a",
+        rollup=PARAMS.rollup,
+        lease_s=0.05,
+        fault_hook=parse_faults("after_claim:raise"),
+    )
+    digest_theirs = attestation_digest(PARAMS, Attestation(SLOT, theirs))
+    outcome = dead.sign_duty(
+        ATTESTER.address,
+        SLOT,
+        DutyType.ATTESTATION,
+        digest_theirs,
+        attestation_payload(SLOT, theirs),
+        lambda d: b"",
+    )
+    assert isinstance(outcome, StoreUnavailable)
+    # twin B saw a different block for the slot; the guard hands it A's duty, and only A's archive may go out
+    gossiped: list[tuple[str, bytes]] = []
+    survivor = DutyGuard(open_store(url, migrate=True), node_id="twin-b", rollup=PARAMS.rollup)
+    scheduler = _scheduler(survivor, gossiped)
+    identity = scheduler.identities[ATTESTER.address]
+    digest_ours = attestation_digest(PARAMS, Attestation(SLOT, ours))
+    trio.run(scheduler._attest_one, identity, SLOT, digest_ours, attestation_payload(SLOT, ours))
+
+    assert [topic for topic, _ in gossiped] == [ATTESTATION_TOPIC]
+    msg = parse_attestation(PARAMS, gossiped[0][1])
+    assert msg.attestation.archive == theirs and msg.attester == ATTESTER.address
+    assert msg.digest == digest_theirs
+    assert scheduler.pool.votes(SLOT, theirs) == {ATTESTER.address: msg.attestation.signature}
+    assert scheduler.pool.votes(SLOT, ours) == {}
+
+
+def _live_params(slot_duration: int = 60) -> NetworkParams:
+    # the current slot started a moment ago: far from the attestation deadline whatever the machine's load
+    return dataclasses.replace(
+        PARAMS, genesis_time=int(time.time()) - 10 * slot_duration, slot_duration=slot_duration
+    )
+
+
+def _proposal(params: NetworkParams, chain: Chain, slot: int, signer) -> ProposalMessage:
+    execution = build_block(
+        params, chain.state, slot=slot, parent_archive=chain.tip.archive, txs=[], fee_recipient=bytes(32)
+    )
+    b = execution.block
+    digest = proposal_digest(params, Proposal(slot, b.parent_archive, b.archive, b.txs_hash))
+    return parse_proposal(params, encode_signed_block(SignedBlock(b, sign_digest(signer, digest))))
+
+
+def test_attests_only_a_validated_proposal_of_the_slots_proposer_while_synced(tmp_path: Path) -> None:
+    params = _live_params()
+    clock = SlotClock(SlotTiming(params.genesis_time, params.slot_duration))
+    slot = clock.current_slot()
+    committees = CommitteeCache(params)
+    committees.put(params.epoch_of(slot), [ATTESTER.address])  # proposer and sole committee member
+    gossiped: list[tuple[str, bytes]] = []
+    chain = Chain(params, [])
+    guard = DutyGuard(
+        open_store(f"sqlite:///{tmp_path / 'd.sqlite'}", migrate=True), node_id="n", rollup=params.rollup
+    )
+    # L1 unreachable: the node cannot know it is synced
+    sync = Sync(RollupClient("http://127.0.0.1:9", params.rollup, timeout=1.0), chain, NodeMetrics())
+    scheduler = _scheduler(
+        guard, gossiped, params=params, clock=clock, chain=chain, sync=sync, committees=committees
+    )
+    good = _proposal(params, chain, slot, ATTESTER)
+    impostor = _proposal(params, chain, slot, Account.from_key(keccak(b"not the proposer")))
+
+    def not_synced() -> float:
+        return scheduler.metrics.duties.labels(duty="attestation", outcome="not_synced")._value.get()
+
+    trio.run(scheduler._attest, good)
+    assert gossiped == [] and not_synced() == 1
+    sync.status.synced = True  # as after a poll that found the local tip equal to L1's
+    trio.run(scheduler._attest, impostor)
+    assert gossiped == []  # not the slot's proposer: nothing signed, though the block itself is valid
+    trio.run(scheduler._attest, good)
+    assert [topic for topic, _ in gossiped] == [ATTESTATION_TOPIC]
+    msg = parse_attestation(params, gossiped[0][1])
+    assert msg.attester == ATTESTER.address and msg.attestation.archive == good.signed.block.archive
+
+
+def test_a_proposal_from_a_clock_slightly_ahead_is_attested_once_its_slot_begins(tmp_path: Path) -> None:
+    params = _live_params(slot_duration=3)
+    clock = SlotClock(SlotTiming(params.genesis_time, params.slot_duration))
+    early = clock.current_slot() + 1
+    committees = CommitteeCache(params)
+    for epoch in {params.epoch_of(early - 1), params.epoch_of(early)}:
+        committees.put(epoch, [ATTESTER.address])
+    chain = Chain(params, [])
+    sync = Sync(RollupClient("http://127.0.0.1:9", params.rollup, timeout=1.0), chain, NodeMetrics())
+    sync.status.synced = True
+    guard = DutyGuard(
+        open_store(f"sqlite:///{tmp_path / 'd.sqlite'}", migrate=True), node_id="n", rollup=params.rollup
+    )
+    gossiped: list[tuple[str, bytes]] = []
+    scheduler = _scheduler(
+        guard, gossiped, params=params, clock=clock, chain=chain, sync=sync, committees=committees
+    )
+    trio.run(scheduler._attest, _proposal(params, chain, early, ATTESTER))
+    assert [topic for topic, _ in gossiped] == [ATTESTATION_TOPIC]
+    assert parse_attestation(params, gossiped[0][1]).attestation.slot == early
