@@ -17,7 +17,7 @@ from ha_sequencer.keys.errors import FleetProblemsFound, KeystoreError
 from ha_sequencer.keys.files import loose_permissions
 from ha_sequencer.keys.fleet import check_fleet, split_keystore
 from ha_sequencer.keys.generate import NewKeysRequest, next_keystore_path, write_new_keystore
-from ha_sequencer.keys.loader import PasswordSource
+from ha_sequencer.keys.keystore import PasswordSource
 from ha_sequencer.keys.schema import is_private_key_hex, normalize_eth_address, normalize_fee_recipient
 
 _ENV = "HA_SEQUENCER_"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ha_sequencer.errors import InputError
+from ha_sequencer.keys.discovery import DISK_KEY_FILES
 from ha_sequencer.keys.errors import KeystoreError, OutputExistsError
 from ha_sequencer.keys.files import (
     PRIVATE_DIR_MODE,
@@ -25,15 +26,9 @@ from ha_sequencer.keys.files import (
     shred_file,
     write_private_file,
 )
-from ha_sequencer.keys.loader import (
-    Finding,
-    NodeReport,
-    PasswordSource,
-    ResolvedAccount,
-    inspect_keystore,
-    loaded_from_report,
-    resolve_key_path,
-)
+from ha_sequencer.keys.keystore import PasswordSource, inspect_keystore, loaded_from_report
+from ha_sequencer.keys.report import Finding, NodeReport
+from ha_sequencer.keys.resolution import ResolvedAccount, resolve_key_path
 
 NODE_DIR = "node{k}"
 NODE_KEYSTORE = "keystore.json"
@@ -250,7 +245,7 @@ class _KeyFileCopier:
         if isinstance(node.get("path"), str) and set(node) <= {"path", "password"}:
             if node["path"].startswith(f"{NODE_KEYS_DIR}/") and (self.node_dir / node["path"]).exists():
                 return node  # already copied for this node
-            source = resolve_key_path(self.base, node["path"])
+            source = resolve_key_path(self.base, node["path"], DISK_KEY_FILES)
             if source.exists():
                 return {**node, "path": self.copy(source)}
             return node  # e.g. a prover/slasher file on another machine: not ours to move

@@ -62,7 +62,7 @@ def keystore_publishers(path: Path) -> list[PublisherRow]:
     under the attester's address (it pays the gas).
     """
     from ha_sequencer.keys.errors import KeystoreError
-    from ha_sequencer.keys.loader import inspect_keystore
+    from ha_sequencer.keys.keystore import inspect_keystore
 
     report = inspect_keystore(path.expanduser())
     fatal: list[KeystoreError] = [

@@ -85,7 +85,7 @@ def check_keystore_permissions(config: NodeConfig) -> None:
 
 def load_identities(config: NodeConfig):
     """Load the keystore; returns the keys module's LoadedKeystore."""
-    from ha_sequencer.keys.loader import load_keystore
+    from ha_sequencer.keys.keystore import load_keystore
 
     kwargs: dict[str, Any] = {}
     passwords = _password_source(config)
@@ -97,7 +97,7 @@ def load_identities(config: NodeConfig):
 def _password_source(config: NodeConfig):
     if config.keystore_password is None and config.keystore_password_file is None:
         return None
-    from ha_sequencer.keys.loader import PasswordSource
+    from ha_sequencer.keys.keystore import PasswordSource
 
     if config.keystore_password_file is not None:
         return PasswordSource.from_file(config.keystore_password_file)
