@@ -2,7 +2,9 @@
 
 A keystore path is one keystore file or a directory of `.json` keystore files, merged as one node's keys.
 Keystore JSON is read strictly (duplicate keys and NaN/Infinity are errors) and syntax errors carry the line
-and column. `DiskKeyFiles` is how resolution reads the key files that `{path, password}` entries point at.
+and column. A keystore file that group or others may read is insecure: `node start` refuses it and
+`validator-keys check` fails on it. `DiskKeyFiles` is how resolution reads the key files that
+`{path, password}` entries point at.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ha_sequencer.keys.errors import KeyFileError, KeystoreError, KeystoreSyntaxError, show_name
+from ha_sequencer.keys.files import loose_permissions
 
 MAX_KEYSTORE_BYTES = 4 * 1024 * 1024
 
@@ -26,6 +29,15 @@ def keystore_files(path: Path) -> list[Path]:
     if not path.exists():
         raise KeyFileError("keystore not found", file=path)
     return [path]
+
+
+def insecure_keystore_files(path: Path) -> list[Path]:
+    """The keystore files of a path that group or others may read or write: `node start` refuses them."""
+    try:
+        files = keystore_files(path)
+    except KeyFileError:
+        return []  # nothing to protect; loading the keystore reports why
+    return [f for f in files if loose_permissions(f) is not None]
 
 
 def is_key_file(raw: Any) -> bool:

@@ -23,11 +23,12 @@ import trio
 
 from ha_sequencer import __version__
 from ha_sequencer.errors import HASequencerError, InputError
+from ha_sequencer.keys.discovery import insecure_keystore_files
 from ha_sequencer.monitoring.service import FundsService
 from ha_sequencer.node.chain import Chain
 from ha_sequencer.node.clock import SlotClock, SlotTiming
 from ha_sequencer.node.committees import CommitteeCache
-from ha_sequencer.node.config import NodeConfig, insecure_keystore_files
+from ha_sequencer.node.config import NodeConfig
 from ha_sequencer.node.gossip_checks import GossipChecks, parse_attestation, parse_proposal, parse_tx
 from ha_sequencer.node.http import INVALID_PARAMS, NOT_READY, RpcError, RpcMethod, serve_http
 from ha_sequencer.node.metrics import NodeMetrics
