@@ -53,7 +53,8 @@ class FileReport:
     """One keystore file: its text and JSON, its validated schema, its resolved blocks and its problems."""
 
     file: Path
-    text: str | None = field(default=None, repr=False)  # the file as read: private keys, mnemonics, passwords
+    # the file as read and as parsed: both may hold private keys, mnemonics and passwords
+    text: str | None = field(default=None, repr=False)
     raw: Any = field(default=None, repr=False)
     keystore: Keystore | None = None
     blocks: list[ResolvedBlock] = field(default_factory=list)
