@@ -13,6 +13,7 @@ from keys_fixtures import ANVIL_MNEMONIC, AZTEC_EXAMPLES, FEE_RECIPIENT
 from ha_sequencer.cli import main
 from ha_sequencer.keys import PasswordSource, derive_bls_secret, derive_eth_key, load_keystore
 from ha_sequencer.keys.bls import bls_public_key
+from ha_sequencer.keys.discovery import insecure_keystore_files
 from ha_sequencer.keys.errors import OutputExistsError
 from ha_sequencer.keys.fleet import SplitError, check_fleet, split_keystore
 from ha_sequencer.keys.generate import NewKeysRequest, write_new_keystore
@@ -276,10 +277,55 @@ def test_check_fallback_publishers_across_nodes(tmp_path: Path) -> None:
 
 
 def test_check_file_modes(tmp_path: Path) -> None:
-    readable = check_fleet([_node(tmp_path, "n1", ATTESTER, PUB1, mode=0o644)])
-    assert _codes(readable) == {"file-mode": "warning"}
+    readable_path = _node(tmp_path, "n1", ATTESTER, PUB1, mode=0o644)
+    readable = check_fleet([readable_path])
+    assert _codes(readable) == {"file-mode": "error"}
+    message = readable.errors[0].message
+    assert "node start` refuses it" in message and message.endswith(f"chmod 600 {readable_path}")
     writable = check_fleet([_node(tmp_path, "n2", ATTESTER, PUB1, mode=0o666)])
     assert _codes(writable) == {"file-mode": "error"}
+
+
+def test_check_fails_on_the_keystore_files_node_start_refuses(tmp_path: Path, light_kdf) -> None:
+    # a node directory: its keystore plus the encrypted key files `new --password` wrote beside it
+    node = tmp_path / "node1"
+    request = NewKeysRequest(mnemonic=ANVIL_MNEMONIC, fee_recipient=FEE_RECIPIENT, publisher_count=1)
+    result = write_new_keystore(request, output=node / "key1.json", password="pw", strength=light_kdf)
+    assert not check_fleet([node]).errors
+    beside = result.key_files[0]
+    beside.chmod(0o640)
+    assert insecure_keystore_files(node) == [beside]
+    [error] = check_fleet([node]).errors
+    assert (error.code, error.file) == ("file-mode", beside)
+    assert error.message.endswith(f"chmod 600 {beside}")
+
+    # a key file kept away from the keystore files is not something `node start` refuses: a warning
+    beside.chmod(0o600)
+    assert insecure_keystore_files(node) == []
+    elsewhere = tmp_path / "keys" / "publisher.json"
+    elsewhere.parent.mkdir()
+    shutil.move(result.key_files[-1], elsewhere)
+    document = json.loads(result.path.read_text())
+    document["validators"][0]["publisher"]["path"] = str(elsewhere)
+    result.path.write_text(json.dumps(document))
+    elsewhere.chmod(0o644)
+    assert {(f.code, f.severity, f.file) for f in check_fleet([node]).findings} == {
+        ("key-file-skipped", "warning", beside),
+        ("key-file-skipped", "warning", result.key_files[1]),
+        ("file-mode", "warning", elsewhere),
+    }
+
+
+def test_check_cli_fails_on_a_readable_keystore(tmp_path: Path, capsys) -> None:
+    keystore = _node(tmp_path, "n1", ATTESTER, PUB1, mode=0o644)
+    code, out, err = run(["validator-keys", "check", str(keystore), "--json"], capsys)
+    assert code == 1
+    [problem] = json.loads(out)["problems"]
+    assert (problem["severity"], problem["code"], problem["file"]) == ("error", "file-mode", str(keystore))
+    assert f"chmod 600 {keystore}" in problem["message"]
+    keystore.chmod(0o600)
+    code, out, err = run(["validator-keys", "check", str(keystore)], capsys)
+    assert code == 0, err
 
 
 def test_check_encrypted_file_missing_or_wrong_password(tmp_path: Path, light_kdf) -> None:
@@ -317,6 +363,16 @@ def test_check_cli_exit_codes_and_json(tmp_path: Path, capsys) -> None:
     assert code == 1 and "syntax" in out and "1 error(s)" in out
 
 
+def _installed_example(tmp_path: Path, name: str) -> Path:
+    """An Aztec example copied as an operator installs a keystore: mode 0600 (the shared copies are 0444)."""
+    if not AZTEC_EXAMPLES.is_dir():
+        pytest.fail(f"Aztec example keystores not found at {AZTEC_EXAMPLES}")
+    path = tmp_path / Path(name).name
+    shutil.copyfile(AZTEC_EXAMPLES / name, path)
+    path.chmod(0o600)
+    return path
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -325,10 +381,8 @@ def test_check_cli_exit_codes_and_json(tmp_path: Path, capsys) -> None:
         "v2/validator-with-top-level-defaults.json",
     ],
 )
-def test_check_complete_aztec_examples_have_no_errors(capsys, name: str) -> None:
-    if not AZTEC_EXAMPLES.is_dir():
-        pytest.fail(f"Aztec example keystores not found at {AZTEC_EXAMPLES}")
-    code, out, err = run(["validator-keys", "check", str(AZTEC_EXAMPLES / name)], capsys)
+def test_check_complete_aztec_examples_have_no_errors(tmp_path: Path, capsys, name: str) -> None:
+    code, out, err = run(["validator-keys", "check", str(_installed_example(tmp_path, name))], capsys)
     assert code == 0, out + err
 
 
@@ -343,10 +397,11 @@ def test_check_complete_aztec_examples_have_no_errors(capsys, name: str) -> None
         ),
     ],
 )
-def test_check_incomplete_aztec_examples_get_specific_problems(capsys, name: str, codes: set[str]) -> None:
-    if not AZTEC_EXAMPLES.is_dir():
-        pytest.fail(f"Aztec example keystores not found at {AZTEC_EXAMPLES}")
-    code, out, err = run(["validator-keys", "check", "--json", str(AZTEC_EXAMPLES / name)], capsys)
+def test_check_incomplete_aztec_examples_get_specific_problems(
+    tmp_path: Path, capsys, name: str, codes: set[str]
+) -> None:
+    path = _installed_example(tmp_path, name)
+    code, out, err = run(["validator-keys", "check", "--json", str(path)], capsys)
     assert code == 1
     report = json.loads(out)
     assert {p["code"] for p in report["problems"] if p["severity"] == "error"} == codes

@@ -24,7 +24,7 @@ from ha_sequencer.keys.errors import (
     MnemonicError,
     RemoteSignerUnsupportedError,
 )
-from ha_sequencer.keys.loader import inspect_keystore
+from ha_sequencer.keys.keystore import inspect_keystore
 
 KEY_A = "0x" + "aa" * 32
 KEY_B = "0x" + "bb" * 32

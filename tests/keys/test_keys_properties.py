@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from keys_fixtures import ANVIL_MNEMONIC, FEE_RECIPIENT
 
 from ha_sequencer.keys import KeystoreError, PasswordSource, load_keystore
-from ha_sequencer.keys.loader import inspect_keystore
+from ha_sequencer.keys.keystore import inspect_keystore
 
 ATTESTER = "0x" + "a1" * 31 + "c3"
 BLS = "0x" + "0b" * 31 + "d4"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -13,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ha_sequencer.cli_options import DevnetDir
 from ha_sequencer.devnet.defaults import (
     DEFAULT_DIR,
     DEFAULT_EPOCH_LENGTH,
@@ -34,12 +34,6 @@ _out = Console(width=None if sys.stdout.isatty() else 160)
 _err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
-def _dir_option() -> typer.models.OptionInfo:
-    return typer.Option(
-        DEFAULT_DIR, "--dir", envvar=f"{_ENV}DIR", help="Directory for the devnet's state, keys and logs."
-    )
-
-
 @app.callback()
 def _devnet() -> None:
     """A whole HA network on this machine."""
@@ -47,7 +41,7 @@ def _devnet() -> None:
 
 @app.command("up")
 def up(
-    directory: Path = _dir_option(),
+    directory: DevnetDir = DEFAULT_DIR,
     validators: int = typer.Option(
         DEFAULT_VALIDATORS,
         "--validators",
@@ -143,7 +137,7 @@ def up(
 
 
 @app.command("down")
-def down(directory: Path = _dir_option()) -> None:
+def down(directory: DevnetDir = DEFAULT_DIR) -> None:
     """Stop a devnet left running (its supervisor, then any node or anvil it left behind)."""
     from ha_sequencer.devnet.orchestrator import down_from_state
 
@@ -153,7 +147,7 @@ def down(directory: Path = _dir_option()) -> None:
 
 @app.command("status")
 def status(
-    directory: Path = _dir_option(),
+    directory: DevnetDir = DEFAULT_DIR,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Print the devnet's nodes and their health (exit 1 if any node is down or unhealthy)."""
@@ -226,7 +220,7 @@ def status(
 
 
 def failover_test(
-    directory: Path = _dir_option(),
+    directory: DevnetDir = DEFAULT_DIR,
     slots: int = typer.Option(
         4, "--slots", envvar="HA_SEQUENCER_FAILOVER_SLOTS", help="Slots per phase (N)."
     ),

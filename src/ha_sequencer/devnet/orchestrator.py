@@ -50,7 +50,7 @@ from ha_sequencer.devnet.state import (
 from ha_sequencer.errors import InputError
 from ha_sequencer.keys.derivation import derive_eth_key
 from ha_sequencer.keys.files import ensure_private_dir
-from ha_sequencer.keys.loader import load_keystore
+from ha_sequencer.keys.keystore import load_keystore
 from ha_sequencer.l1.anvil import Anvil, free_port
 from ha_sequencer.l1.deploy import GenesisValidator, deploy_rollup
 from ha_sequencer.node.localnet import HA_DB_ENV, PUBLISHER_FUNDING_WEI, NodeProcess, fund_accounts

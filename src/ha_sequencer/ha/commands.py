@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from ha_sequencer.cli_options import DutyStoreUrl, JsonObject, RollupFilter
 from ha_sequencer.errors import EXIT_FAILURE_FOUND, InputError
 from ha_sequencer.ha.errors import ImportConflict, InterchangeError
 from ha_sequencer.ha.store import SCHEMA_VERSION, open_store
@@ -26,23 +27,9 @@ app = typer.Typer(
     help="The duty store (slashing protection shared by the nodes of an identity).", no_args_is_help=True
 )
 
-DbOption = typer.Option(
-    ...,
-    "--db",
-    envvar=f"{_ENV}HA_DB",
-    help="Duty store URL: sqlite:///PATH or postgresql://user@host:port/db.",
-)
-
-RollupOption = typer.Option(
-    None,
-    "--rollup",
-    envvar=f"{_ENV}ROLLUP",
-    help="Only this rollup (default: all).",
-)
-
 
 @app.command("migrate")
-def migrate(db: str = DbOption) -> None:
+def migrate(db: DutyStoreUrl) -> None:
     """Create or upgrade the duty store schema (safe to run again)."""
     _quiet_pool()
     store = open_store(db, migrate=True)
@@ -54,9 +41,7 @@ def migrate(db: str = DbOption) -> None:
 
 
 @app.command("status")
-def status(
-    db: str = DbOption, as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")
-) -> None:
+def status(db: DutyStoreUrl, as_json: JsonObject = False) -> None:
     """Schema version, duty and watermark counts, node heartbeats."""
     _quiet_pool()
     store = open_store(db, check=False)
@@ -94,7 +79,7 @@ def status(
 
 @app.command("prune")
 def prune(
-    db: str = DbOption,
+    db: DutyStoreUrl,
     before_slot: int = typer.Option(
         ...,
         "--up-to-slot",
@@ -102,7 +87,7 @@ def prune(
         help="Delete duties and publish records at or below this slot; "
         "watermarks keep those slots closed forever.",
     ),
-    rollup: str | None = RollupOption,
+    rollup: RollupFilter = None,
 ) -> None:
     """Prune old duties, keeping per-duty watermarks."""
     _quiet_pool()
@@ -121,9 +106,9 @@ def prune(
 
 @app.command("export")
 def export(
-    db: str = DbOption,
+    db: DutyStoreUrl,
     out: Path | None = typer.Option(None, "--out", help="File to write (default: stdout)."),
-    rollup: str | None = RollupOption,
+    rollup: RollupFilter = None,
 ) -> None:
     """Write the duty history and watermarks as interchange JSON (docs/duty-store-format.md)."""
     _quiet_pool()
@@ -143,7 +128,7 @@ def export(
 
 @app.command("import")
 def import_(
-    db: str = DbOption, file: Path = typer.Argument(..., help="Interchange JSON written by `ha-db export`.")
+    db: DutyStoreUrl, file: Path = typer.Argument(..., help="Interchange JSON written by `ha-db export`.")
 ) -> None:
     """Merge interchange JSON into the store: new duties added, watermarks raised (never lowered)."""
     _quiet_pool()
@@ -189,7 +174,7 @@ def bench_guard(
         "--private-pg",
         help="postgres: a throwaway local cluster with fsync off (isolates the guard's cost from the disk).",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    as_json: JsonObject = False,
 ) -> None:
     """Race N guarded signers on M duties; report outcomes, claim latency and guarded vs raw signing rate."""
     from ha_sequencer.ha.bench import bench_guard_run

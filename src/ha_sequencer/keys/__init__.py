@@ -3,7 +3,7 @@
 from ha_sequencer.keys.bls import bls_public_key
 from ha_sequencer.keys.derivation import derive_bls_secret, derive_eth_key
 from ha_sequencer.keys.errors import KeystoreError
-from ha_sequencer.keys.loader import LoadedKeystore, PasswordSource, ValidatorKeys, load_keystore
+from ha_sequencer.keys.keystore import LoadedKeystore, PasswordSource, ValidatorKeys, load_keystore
 
 __all__ = [
     "KeystoreError",

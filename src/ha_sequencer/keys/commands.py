@@ -11,13 +11,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ha_sequencer.cli_options import KeyFilePassword, KeyFilePasswordFile
 from ha_sequencer.errors import InputError
 from ha_sequencer.keys.derivation import generate_mnemonic, normalize_mnemonic
 from ha_sequencer.keys.errors import FleetProblemsFound, KeystoreError
 from ha_sequencer.keys.files import loose_permissions
 from ha_sequencer.keys.fleet import check_fleet, split_keystore
 from ha_sequencer.keys.generate import NewKeysRequest, next_keystore_path, write_new_keystore
-from ha_sequencer.keys.loader import PasswordSource
+from ha_sequencer.keys.keystore import PasswordSource
 from ha_sequencer.keys.schema import is_private_key_hex, normalize_eth_address, normalize_fee_recipient
 
 _ENV = "HA_SEQUENCER_"
@@ -219,16 +220,8 @@ def split(
     shred_source: bool = typer.Option(
         False, "--shred-source", help="Overwrite and delete BASE after every output validated."
     ),
-    password: str | None = typer.Option(
-        None,
-        "--password",
-        envvar=f"{_ENV}KEYSTORE_PASSWORD",
-        show_default=False,
-        help="Password for key files whose entry has none.",
-    ),
-    password_file: Path | None = typer.Option(
-        None, "--password-file", help="Read that password from a file."
-    ),
+    password: KeyFilePassword = None,
+    password_file: KeyFilePasswordFile = None,
 ) -> None:
     """One keystore per node: the same attester(s) everywhere, exactly one distinct publisher per node."""
     secret = _password(password, password_file)
@@ -253,16 +246,8 @@ def check(
     paths: list[Path] = typer.Argument(..., help="Node keystores (a file or a directory per node)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON report."),
     strict: bool = typer.Option(False, "--strict", help="Warnings fail the check too."),
-    password: str | None = typer.Option(
-        None,
-        "--password",
-        envvar=f"{_ENV}KEYSTORE_PASSWORD",
-        show_default=False,
-        help="Password for key files whose entry has none.",
-    ),
-    password_file: Path | None = typer.Option(
-        None, "--password-file", help="Read that password from a file."
-    ),
+    password: KeyFilePassword = None,
+    password_file: KeyFilePasswordFile = None,
 ) -> None:
     """Lint a fleet: syntax, schema, key formats, key files, same attesters, unique publishers, file modes.
 

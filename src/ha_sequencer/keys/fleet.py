@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ha_sequencer.errors import InputError
-from ha_sequencer.keys.errors import KeystoreError, OutputExistsError
+from ha_sequencer.keys.discovery import DISK_KEY_FILES, insecure_keystore_files
+from ha_sequencer.keys.errors import KeystoreError, OutputExistsError, show_path
 from ha_sequencer.keys.files import (
     PRIVATE_DIR_MODE,
     ensure_private_dir,
@@ -25,15 +26,9 @@ from ha_sequencer.keys.files import (
     shred_file,
     write_private_file,
 )
-from ha_sequencer.keys.loader import (
-    Finding,
-    NodeReport,
-    PasswordSource,
-    ResolvedAccount,
-    inspect_keystore,
-    loaded_from_report,
-    resolve_key_path,
-)
+from ha_sequencer.keys.keystore import PasswordSource, inspect_keystore, loaded_from_report
+from ha_sequencer.keys.report import Finding, NodeReport, Severity
+from ha_sequencer.keys.resolution import ResolvedAccount, resolve_key_path
 
 NODE_DIR = "node{k}"
 NODE_KEYSTORE = "keystore.json"
@@ -250,7 +245,7 @@ class _KeyFileCopier:
         if isinstance(node.get("path"), str) and set(node) <= {"path", "password"}:
             if node["path"].startswith(f"{NODE_KEYS_DIR}/") and (self.node_dir / node["path"]).exists():
                 return node  # already copied for this node
-            source = resolve_key_path(self.base, node["path"])
+            source = resolve_key_path(self.base, node["path"], DISK_KEY_FILES)
             if source.exists():
                 return {**node, "path": self.copy(source)}
             return node  # e.g. a prover/slasher file on another machine: not ours to move
@@ -297,6 +292,7 @@ def _publishers(node: NodeReport) -> set[str]:
 
 
 def _file_mode_findings(node: NodeReport) -> list[Finding]:
+    refused = insecure_keystore_files(node.path)
     files: dict[Path, str | None] = {}
     for report in node.files:
         files.setdefault(report.file, None)
@@ -309,31 +305,25 @@ def _file_mode_findings(node: NodeReport) -> list[Finding]:
         for publisher in block.publishers:
             if publisher.key_file:
                 files.setdefault(publisher.key_file, publisher.json_path)
+    for path in refused:  # also key files kept beside the keystores: `node start` checks them alike
+        files.setdefault(path, None)
     out = []
     for path, json_path in files.items():
         mode = loose_permissions(path)
         if mode is None:
             continue
+        shown = show_path(path)  # a key file's path is user-written: it may be a pasted key
+        fix = f"chmod 600 {shown}"
         if mode & 0o022:
-            out.append(
-                Finding(
-                    "error",
-                    "file-mode",
-                    f"{path} is writable by group/others (mode {mode:04o}): they could swap keys; chmod 600",
-                    path,
-                    json_path,
-                )
-            )
+            severity: Severity = "error"
+            message = f"{shown} is writable by group/others (mode {mode:04o}): they could swap keys; {fix}"
+        elif path in refused:
+            severity = "error"
+            message = f"{shown} is readable by group/others (mode {mode:04o}): `node start` refuses it; {fix}"
         else:
-            out.append(
-                Finding(
-                    "warning",
-                    "file-mode",
-                    f"{path} is readable by group/others (mode {mode:04o}); chmod 600",
-                    path,
-                    json_path,
-                )
-            )
+            severity = "warning"
+            message = f"{shown} is readable by group/others (mode {mode:04o}); {fix}"
+        out.append(Finding(severity, "file-mode", message, path, json_path))
     return out
 
 

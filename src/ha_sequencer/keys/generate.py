@@ -36,7 +36,7 @@ from ha_sequencer.keys.encryption import (
 )
 from ha_sequencer.keys.errors import OutputExistsError
 from ha_sequencer.keys.files import write_private_file
-from ha_sequencer.keys.loader import load_keystore
+from ha_sequencer.keys.keystore import load_keystore
 from ha_sequencer.keys.schema import parse_keystore
 
 DEFAULT_FILE_PATTERN = "key{n}.json"

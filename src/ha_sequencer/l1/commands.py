@@ -11,6 +11,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
+from ha_sequencer.cli_options import L1RpcUrl
 from ha_sequencer.errors import InputError
 from ha_sequencer.keys.errors import redact
 from ha_sequencer.keys.schema import is_private_key_hex
@@ -100,7 +101,7 @@ def build_cmd(
 
 @app.command("deploy")
 def deploy_cmd(
-    rpc_url: str = typer.Option(..., "--rpc-url", envvar=f"{_ENV}L1_RPC_URL", help="L1 JSON-RPC URL."),
+    rpc_url: L1RpcUrl,
     private_key_file: Path = typer.Option(
         ...,
         "--private-key-file",
@@ -218,10 +219,11 @@ def deploy_cmd(
 
 @app.command("register")
 def register_cmd(
+    *,
     keystore: Path = typer.Option(
         ..., "--keystore", envvar=f"{_ENV}KEYSTORE", help="Keystore file or directory."
     ),
-    rpc_url: str = typer.Option(..., "--rpc-url", envvar=f"{_ENV}L1_RPC_URL", help="L1 JSON-RPC URL."),
+    rpc_url: L1RpcUrl,
     rollup: str = typer.Option(..., "--rollup", envvar=f"{_ENV}ROLLUP", help="Rollup contract address."),
     stake: str | None = typer.Option(
         None,

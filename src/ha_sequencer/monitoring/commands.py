@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ha_sequencer.cli_options import L1RpcUrl, RollupAddress
 from ha_sequencer.errors import EXIT_FAILURE_FOUND, InputError
 from ha_sequencer.monitoring.funds import (
     DEFAULT_MIN_ETH,
@@ -62,7 +63,7 @@ def keystore_publishers(path: Path) -> list[PublisherRow]:
     under the attester's address (it pays the gas).
     """
     from ha_sequencer.keys.errors import KeystoreError
-    from ha_sequencer.keys.loader import inspect_keystore
+    from ha_sequencer.keys.keystore import inspect_keystore
 
     report = inspect_keystore(path.expanduser())
     fatal: list[KeystoreError] = [
@@ -89,6 +90,7 @@ def keystore_publishers(path: Path) -> list[PublisherRow]:
 
 
 def balance(
+    *,
     keystore: list[Path] = typer.Option(
         [],
         "--keystore",
@@ -96,7 +98,7 @@ def balance(
         help="A node's keystore file or directory (repeat for each node); its publishers are checked.",
     ),
     address: list[str] = typer.Option([], "--address", help="A publisher address to check (repeatable)."),
-    rpc_url: str = typer.Option(..., "--rpc-url", envvar=f"{_ENV}L1_RPC_URL", help="L1 JSON-RPC URL."),
+    rpc_url: L1RpcUrl,
     min_eth: str = typer.Option(
         DEFAULT_MIN_ETH,
         "--min",
@@ -163,11 +165,10 @@ def _pct(rate: float | None) -> str:
 
 
 def monitor(
+    *,
     attester: str = typer.Option(..., "--attester", envvar=f"{_ENV}ATTESTER", help="The attester address."),
-    rpc_url: str = typer.Option(..., "--rpc-url", envvar=f"{_ENV}L1_RPC_URL", help="L1 JSON-RPC URL."),
-    rollup: str = typer.Option(
-        ..., "--rollup", envvar=f"{_ENV}ROLLUP", help="Address of the L1 Rollup contract."
-    ),
+    rpc_url: L1RpcUrl,
+    rollup: RollupAddress,
     slots: int = typer.Option(
         DEFAULT_MONITOR_SLOTS, "--slots", min=1, help="How many finished slots to look back over."
     ),

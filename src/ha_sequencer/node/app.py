@@ -23,11 +23,12 @@ import trio
 
 from ha_sequencer import __version__
 from ha_sequencer.errors import HASequencerError, InputError
+from ha_sequencer.keys.discovery import insecure_keystore_files
 from ha_sequencer.monitoring.service import FundsService
 from ha_sequencer.node.chain import Chain
 from ha_sequencer.node.clock import SlotClock, SlotTiming
 from ha_sequencer.node.committees import CommitteeCache
-from ha_sequencer.node.config import NodeConfig, insecure_keystore_files
+from ha_sequencer.node.config import NodeConfig
 from ha_sequencer.node.gossip_checks import GossipChecks, parse_attestation, parse_proposal, parse_tx
 from ha_sequencer.node.http import INVALID_PARAMS, NOT_READY, RpcError, RpcMethod, serve_http
 from ha_sequencer.node.metrics import NodeMetrics
@@ -85,7 +86,7 @@ def check_keystore_permissions(config: NodeConfig) -> None:
 
 def load_identities(config: NodeConfig):
     """Load the keystore; returns the keys module's LoadedKeystore."""
-    from ha_sequencer.keys.loader import load_keystore
+    from ha_sequencer.keys.keystore import load_keystore
 
     kwargs: dict[str, Any] = {}
     passwords = _password_source(config)
@@ -97,7 +98,7 @@ def load_identities(config: NodeConfig):
 def _password_source(config: NodeConfig):
     if config.keystore_password is None and config.keystore_password_file is None:
         return None
-    from ha_sequencer.keys.loader import PasswordSource
+    from ha_sequencer.keys.keystore import PasswordSource
 
     if config.keystore_password_file is not None:
         return PasswordSource.from_file(config.keystore_password_file)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ha_sequencer.cli_options import RollupAddress
 from ha_sequencer.monitoring.funds import (
     DEFAULT_CHECK_INTERVAL_S,
     DEFAULT_MIN_ETH,
@@ -27,6 +28,7 @@ def _node() -> None:
 
 @app.command("start")
 def start(
+    *,
     keystore: Path = typer.Option(
         ...,
         "--keystore",
@@ -39,9 +41,7 @@ def start(
         envvar=f"{_ENV}L1_RPC_URLS",
         help="L1 JSON-RPC URLs, comma-separated (failover order).",
     ),
-    rollup: str = typer.Option(
-        ..., "--rollup", envvar=f"{_ENV}ROLLUP", help="Address of the L1 Rollup contract."
-    ),
+    rollup: RollupAddress,
     data_dir: Path = typer.Option(
         Path("./ha-sequencer-data"), "--data-dir", envvar=f"{_ENV}DATA_DIR", help="Node data directory."
     ),

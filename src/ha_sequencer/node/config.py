@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -89,12 +88,6 @@ def check_address(value: str, *, flag: str) -> str:
 def default_node_id() -> str:
     """A short random node id (stable ids should be passed with --node-id)."""
     return f"node-{secrets.token_hex(3)}"
-
-
-def insecure_keystore_files(path: Path) -> list[Path]:
-    """Keystore files (the file, or the .json files in a directory) readable or writable by group/others."""
-    files = [path] if path.is_file() else sorted(p for p in path.glob("*.json") if p.is_file())
-    return [f for f in files if f.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO)]
 
 
 def check_funds(funds: FundsSettings) -> FundsSettings:

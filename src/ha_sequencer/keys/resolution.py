@@ -1,23 +1,20 @@
-"""Loading keystores: read (line/col on syntax errors), validate (JSON path on schema errors), resolve keys.
+"""Aztec's resolution rules: a validated keystore's entries turned into accounts and keys.
 
-A path is one keystore file or a directory of `.json` keystore files, merged as one node's keys (an attester
-may appear only once). Resolution follows Aztec's node (`node-keystore/src/keystore_manager.ts`):
-publisher → v2 top-level publisher → the attester; coinbase → v2 top-level coinbase → the block's first
-attester address; feeRecipient → v2 top-level feeRecipient. `{path, password}` paths are absolute, or relative
-to the keystore's directory (falling back to the working directory, which is what Aztec uses); an ETH `path`
-may be a directory of JSON V3 files. Remote signers and bare addresses are valid schema but ha-sequencer signs
-with local keys only, so they are reported as problems. `inspect_keystore` collects every problem (for
-`check`); `load_keystore` raises the first one.
+Follows Aztec's node (`node-keystore/src/keystore_manager.ts`): publisher → v2 top-level publisher → the
+attester; coinbase → v2 top-level coinbase → the block's first attester address; feeRecipient → v2 top-level
+feeRecipient. `{path, password}` paths are absolute, or relative to the keystore's directory (falling back to
+the working directory, which is what Aztec uses); an ETH `path` may be a directory of JSON V3 files. Remote
+signers and bare addresses are valid schema but ha-sequencer signs with local keys only, so they are reported
+as problems. Key files are read through an injected `KeyFileReader`, so the rules run on disk or in memory.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -33,83 +30,56 @@ from ha_sequencer.keys.encryption import (
 )
 from ha_sequencer.keys.errors import (
     DecryptionError,
-    DuplicateAttesterError,
     KeyFileError,
     KeyFormatError,
     KeystoreError,
     KeystoreSchemaError,
-    KeystoreSyntaxError,
     MissingPasswordError,
     MnemonicError,
     RemoteSignerUnsupportedError,
-    show_name,
     show_path,
 )
-from ha_sequencer.keys.positions import locate
+from ha_sequencer.keys.report import FileReport, Finding
 from ha_sequencer.keys.schema import (
     AttesterPair,
     EncryptedKeyFile,
-    Keystore,
     MnemonicConfig,
     PrivateKey,
     RemoteSignerAccount,
     RemoteSignerConfigObject,
     Secret,
-    parse_keystore,
 )
 
-MAX_KEYSTORE_BYTES = 4 * 1024 * 1024
+MAX_KEY_FILE_BYTES = 4 * 1024 * 1024
 MAX_ACCOUNTS_PER_MNEMONIC_CONFIG = 1024
-Severity = Literal["error", "warning"]
 
 
-@dataclass(frozen=True)
-class PasswordSource:
-    """Passwords for encrypted key files whose keystore entry has no `password` (one for all, for now)."""
+class KeyFileReader(Protocol):
+    """The files that `{path, password}` entries point at (OSError or UnicodeDecodeError when unreadable)."""
 
-    default: str | None = field(default=None, repr=False)
+    def exists(self, path: Path) -> bool:
+        """True when `path` is a file or a directory."""
+        ...
+
+    def json_files(self, path: Path) -> list[Path] | None:
+        """A directory's `.json` files in name order; None when `path` is not a directory."""
+        ...
+
+    def size(self, path: Path) -> int:
+        """The file's size in bytes."""
+        ...
+
+    def read_text(self, path: Path) -> str:
+        """The file's UTF-8 text."""
+        ...
+
+
+class PasswordLookup(Protocol):
+    """Passwords for key files whose keystore entry has none."""
 
     def password_for(self, key_file: Path) -> str | None:
         """The password to try for `key_file`, if any."""
-        return self.default
-
-    @classmethod
-    def from_file(cls, path: Path) -> PasswordSource:
-        """The first line of a password file (its trailing newline removed)."""
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise KeyFileError(
-                f"cannot read the password file ({exc.__class__.__name__})", file=path
-            ) from None
-        return cls(default=text.splitlines()[0] if text else "")
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem `check` reports: severity, a short code, where, and what."""
-
-    severity: Severity
-    code: str
-    message: str
-    file: Path | None = None
-    json_path: str | None = None
-    line: int | None = None
-    col: int | None = None
-
-    @classmethod
-    def from_error(cls, error: KeystoreError, severity: Severity = "error") -> Finding:
-        """A finding from a `KeystoreError` (same location, same message)."""
-        return cls(severity, error.code, error.message, error.file, error.json_path, error.line, error.col)
-
-    def where(self) -> str:
-        """`file:line:col` or `file` plus the JSON path, for tables and messages."""
-        text = str(self.file) if self.file else ""
-        if self.line is not None:
-            text += f":{self.line}:{self.col or 1}"
-        if self.json_path:
-            text += f" {self.json_path}" if text else self.json_path
-        return text
+        ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,285 +120,18 @@ class ResolvedBlock:
     funding: ResolvedAccount | None
 
 
-@dataclass(frozen=True, eq=False)
-class ValidatorKeys:
-    """Everything a node needs to act as one attester: local keys only."""
-
-    attester: LocalAccount
-    bls_secret: int | None
-    bls_public: bytes | None
-    publishers: list[LocalAccount]
-    fee_recipient: bytes
-    coinbase: str
-    source: Path
-    json_path: str = ""
-    funding_account: LocalAccount | None = None
-    publisher_is_fallback: bool = False
-
-    def __repr__(self) -> str:
-        bls = "0x" + self.bls_public.hex() if self.bls_public else None
-        pubs = [p.address for p in self.publishers]
-        return (
-            f"ValidatorKeys(attester={self.attester.address}, bls_public={bls}, publishers={pubs}, "
-            f"fee_recipient=0x{self.fee_recipient.hex()}, coinbase={self.coinbase}, source={self.source})"
-        )
+def resolve_file(report: FileReport, *, files: KeyFileReader, passwords: PasswordLookup | None) -> None:
+    """Resolve the validated keystore of `report` into its blocks and funding account, recording problems."""
+    _Resolver(report, files, passwords).resolve()
 
 
-@dataclass(frozen=True, eq=False)
-class LoadedKeystore:
-    """One node's keys, merged from a file or a directory of files."""
-
-    validators: list[ValidatorKeys]
-    funding_account: LocalAccount | None
-    sources: list[Path]
-    warnings: list[Finding] = field(default_factory=list)
-
-    @property
-    def attester_addresses(self) -> list[str]:
-        """Checksummed attester addresses, in keystore order."""
-        return [v.attester.address for v in self.validators]
-
-    @property
-    def publisher_accounts(self) -> list[LocalAccount]:
-        """Distinct publisher accounts across validators, in keystore order."""
-        seen: dict[str, LocalAccount] = {}
-        for v in self.validators:
-            for p in v.publishers:
-                seen.setdefault(p.address, p)
-        return list(seen.values())
-
-    def __repr__(self) -> str:
-        return (
-            f"LoadedKeystore(attesters={self.attester_addresses}, sources={[str(s) for s in self.sources]})"
-        )
-
-
-@dataclass(eq=False)
-class FileReport:
-    """One keystore file: its raw JSON, its validated schema, its resolved blocks and its problems."""
-
-    file: Path
-    raw: Any = field(default=None, repr=False)  # the document as read: private keys, mnemonics, passwords
-    keystore: Keystore | None = None
-    blocks: list[ResolvedBlock] = field(default_factory=list)
-    funding: ResolvedAccount | None = None
-    errors: list[KeystoreError] = field(default_factory=list)
-    warnings: list[Finding] = field(default_factory=list)
-
-
-@dataclass(eq=False)
-class NodeReport:
-    """One node's keystore path (file or directory) with every file's report and cross-file problems."""
-
-    path: Path
-    files: list[FileReport] = field(default_factory=list)
-    errors: list[KeystoreError] = field(default_factory=list)
-    warnings: list[Finding] = field(default_factory=list)
-
-    def all_errors(self) -> list[KeystoreError]:
-        """Every error of the node, file by file, then cross-file errors."""
-        return [e for f in self.files for e in f.errors] + self.errors
-
-    def all_warnings(self) -> list[Finding]:
-        """Every warning of the node."""
-        return [w for f in self.files for w in f.warnings] + self.warnings
-
-    def blocks(self) -> Iterator[tuple[FileReport, ResolvedBlock]]:
-        """Every resolved validator block with its file."""
-        for report in self.files:
-            for block in report.blocks:
-                yield report, block
-
-
-def load_keystore(path: Path, *, passwords: PasswordSource | None = None) -> LoadedKeystore:
-    """Load one node's keys from a keystore file or directory; raise the first problem (`KeystoreError`)."""
-    report = inspect_keystore(Path(path), passwords=passwords)
-    errors = report.all_errors()
-    if errors:
-        raise errors[0]
-    return loaded_from_report(report)
-
-
-def loaded_from_report(report: NodeReport) -> LoadedKeystore:
-    """The `LoadedKeystore` of an error-free report."""
-    validators: list[ValidatorKeys] = []
-    funding: LocalAccount | None = None
-    for file_report, block in report.blocks():
-        for attester in block.attesters:
-            attester_account = attester.eth.account
-            assert attester_account is not None  # an unresolved attester is an error in the report
-            if block.publisher_source == "attester":
-                publishers = [attester_account]
-            else:
-                publishers = [p.account for p in block.publishers if p.account is not None]
-            validators.append(
-                ValidatorKeys(
-                    attester=attester_account,
-                    bls_secret=attester.bls_secret,
-                    bls_public=attester.bls_public,
-                    publishers=publishers,
-                    fee_recipient=block.fee_recipient or bytes(32),
-                    coinbase=block.coinbase or attester_account.address,
-                    source=file_report.file,
-                    json_path=attester.eth.json_path,
-                    funding_account=block.funding.account if block.funding else None,
-                    publisher_is_fallback=block.publisher_source == "attester",
-                )
-            )
-    for file_report in report.files:
-        if funding is None and file_report.funding is not None:
-            funding = file_report.funding.account
-    return LoadedKeystore(
-        validators=validators,
-        funding_account=funding,
-        sources=[f.file for f in report.files],
-        warnings=report.all_warnings(),
-    )
-
-
-def keystore_files(path: Path) -> list[Path]:
-    """The keystore files of a path: the file itself, or a directory's `.json` files in name order."""
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".json" and p.is_file())
-        if not files:
-            raise KeyFileError("no .json keystore files in this directory", file=path)
-        return files
-    if not path.exists():
-        raise KeyFileError("keystore not found", file=path)
-    return [path]
-
-
-def inspect_keystore(path: Path, *, passwords: PasswordSource | None = None) -> NodeReport:
-    """Read, validate and resolve one node's keystore path, collecting every problem instead of stopping."""
-    report = NodeReport(path=Path(path))
-    try:
-        files = keystore_files(report.path)
-    except KeystoreError as exc:
-        report.errors.append(exc)
-        return report
-    in_directory = report.path.is_dir()
-    for file in files:
-        file_report = inspect_file(file, passwords=passwords)
-        if in_directory and _is_key_file(file_report.raw):
-            # `new --password` puts key files beside the keystore; they are not keystores themselves
-            report.warnings.append(
-                Finding("warning", "key-file-skipped", "an encrypted key file, skipped", file)
-            )
-            continue
-        report.files.append(file_report)
-    if not report.files and not report.errors:
-        report.errors.append(
-            KeyFileError("no keystore files in this directory (only key files)", file=report.path)
-        )
-    _check_unique_attesters(report)
-    _check_single_prover(report)
-    _with_positions(report)
-    return report
-
-
-def _is_key_file(raw: Any) -> bool:
-    return isinstance(raw, dict) and "crypto" in raw and "schemaVersion" not in raw
-
-
-def inspect_file(file: Path, *, passwords: PasswordSource | None = None) -> FileReport:
-    """Read, validate and resolve one keystore file."""
-    report = FileReport(file=file)
-    try:
-        report.raw = read_json_document(file)
-        report.keystore = parse_keystore(report.raw, file=file)
-    except KeystoreError as exc:
-        report.errors.append(exc)
-        _with_positions(report)
-        return report
-    except RecursionError:
-        report.errors.append(
-            KeystoreSchemaError("the JSON is nested too deeply", file=file, json_path="(root)")
-        )
-        return report
-    _Resolver(report, passwords).resolve()
-    _with_positions(report)
-    return report
-
-
-def _with_positions(report: FileReport | NodeReport) -> None:
-    """Give field-level errors the line and column of their field in the keystore file."""
-    texts: dict[Path, str | None] = {}
-    for n, error in enumerate(report.errors):
-        if error.line is not None or error.json_path is None or error.file is None:
-            continue
-        if error.file not in texts:
-            try:
-                texts[error.file] = error.file.read_text(encoding="utf-8-sig")
-            except (OSError, UnicodeDecodeError):
-                texts[error.file] = None
-        text = texts[error.file]
-        if text is None:
-            continue
-        where = locate(text, error.json_path)
-        if where is not None:
-            report.errors[n] = type(error)(
-                error.message, file=error.file, json_path=error.json_path, line=where[0], col=where[1]
-            )
-
-
-def read_json_document(file: Path) -> Any:
-    """Parse a JSON file: syntax errors carry line and column; duplicate keys and NaN/Infinity are errors."""
-    try:
-        size = file.stat().st_size
-        if size > MAX_KEYSTORE_BYTES:
-            raise KeystoreSyntaxError(
-                f"file is {size} bytes; a keystore is at most {MAX_KEYSTORE_BYTES}", file=file
-            )
-        data = file.read_bytes()
-    except KeystoreError:
-        raise
-    except OSError as exc:
-        raise KeyFileError(
-            f"cannot read the file ({exc.strerror or exc.__class__.__name__})", file=file
-        ) from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise KeystoreSyntaxError("the file is not UTF-8 text", file=file, line=line, col=col) from None
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise KeystoreSyntaxError(
-            f"invalid JSON: {exc.msg}", file=file, line=exc.lineno, col=exc.colno
-        ) from None
-    except _JsonContentError as exc:
-        raise KeystoreSyntaxError(str(exc), file=file) from None
-    except RecursionError:
-        raise KeystoreSyntaxError("the JSON is nested too deeply", file=file) from None
-
-
-class _JsonContentError(ValueError):
-    pass
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            # ambiguous: JSON.parse keeps the last one, a human usually meant both
-            raise _JsonContentError(f"invalid JSON: the key {show_name(key)} appears twice in one object")
-        out[key] = value
-    return out
-
-
-def _reject_constant(name: str) -> Any:
-    raise _JsonContentError(f"invalid JSON: {name} is not a JSON number")
-
-
-def resolve_key_path(keystore_file: Path, raw_path: str) -> Path:
+def resolve_key_path(keystore_file: Path, raw_path: str, files: KeyFileReader) -> Path:
     """Where a `{path}` points: absolute, else beside the keystore, else relative to the working directory."""
     candidate = Path(os.path.expanduser(raw_path))
     if candidate.is_absolute():
         return candidate
     beside = keystore_file.parent / candidate
-    if beside.exists() or not candidate.exists():
+    if files.exists(beside) or not files.exists(candidate):
         return beside
     return candidate
 
@@ -436,9 +139,10 @@ def resolve_key_path(keystore_file: Path, raw_path: str) -> Path:
 class _Resolver:
     """Turns one validated keystore into resolved blocks, recording problems on the file report."""
 
-    def __init__(self, report: FileReport, passwords: PasswordSource | None) -> None:
+    def __init__(self, report: FileReport, files: KeyFileReader, passwords: PasswordLookup | None) -> None:
         self.report = report
         self.file = report.file
+        self.files = files
         self.passwords = passwords
         self.keystore = report.keystore
 
@@ -547,7 +251,7 @@ class _Resolver:
                 return None, None, None, None
             return secret, bls_public_key(secret), None, None
         assert isinstance(cfg, EncryptedKeyFile)
-        key_file = resolve_key_path(self.file, cfg.path)
+        key_file = resolve_key_path(self.file, cfg.path, self.files)
         document = self.key_document(key_file, path)
         if document is None:
             return None, None, key_file, cfg.password
@@ -613,13 +317,13 @@ class _Resolver:
                 self.error(RemoteSignerUnsupportedError, message, path)
             return [ResolvedAccount(address, None, path, "remote")]
         assert isinstance(cfg, EncryptedKeyFile)
-        key_path = resolve_key_path(self.file, cfg.path)
-        if key_path.is_dir():
-            files = sorted(p for p in key_path.iterdir() if p.suffix.lower() == ".json" and p.is_file())
-            if not files:
+        key_path = resolve_key_path(self.file, cfg.path, self.files)
+        key_files = self.files.json_files(key_path)
+        if key_files is not None:
+            if not key_files:
                 self.error(KeyFileError, f"{show_path(key_path)}: no .json key files in this directory", path)
                 return []
-            out = [self.eth_key_file(cfg, f, path) for f in files]
+            out = [self.eth_key_file(cfg, f, path) for f in key_files]
             seen: dict[str, Path] = {}
             for account in out:
                 if account.address and account.address in seen and account.key_file:
@@ -694,14 +398,14 @@ class _Resolver:
     # --- helpers -----------------------------------------------------------------------------------------
 
     def key_document(self, key_file: Path, path: str) -> Any:
-        if not key_file.exists():
+        if not self.files.exists(key_file):
             self.error(KeyFileError, f"key file not found: {show_path(key_file)}", path)
             return None
         try:
-            if key_file.stat().st_size > MAX_KEYSTORE_BYTES:
+            if self.files.size(key_file) > MAX_KEY_FILE_BYTES:
                 self.error(KeyFileError, f"{show_path(key_file)}: too large to be a key file", path)
                 return None
-            return json.loads(key_file.read_text(encoding="utf-8"))
+            return json.loads(self.files.read_text(key_file))
         except (OSError, UnicodeDecodeError) as exc:
             self.error(
                 KeyFileError, f"cannot read key file {show_path(key_file)} ({exc.__class__.__name__})", path
@@ -756,39 +460,3 @@ def _declared_bls_public(document: Any) -> bytes | None:
             except ValueError:
                 return None
     return None
-
-
-def _check_unique_attesters(report: NodeReport) -> None:
-    seen: dict[str, tuple[Path, str]] = {}
-    for file_report, block in report.blocks():
-        for attester in block.attesters:
-            address = attester.eth.address
-            if address is None:
-                continue
-            if address in seen:
-                first_file, first_path = seen[address]
-                first = first_path if first_file == file_report.file else f"{first_file} {first_path}"
-                report.errors.append(
-                    DuplicateAttesterError(
-                        f"attester {address} appears more than once (also at {first}); "
-                        "an attester may appear only once in a node's keystores",
-                        file=file_report.file,
-                        json_path=attester.eth.json_path,
-                    )
-                )
-            else:
-                seen[address] = (file_report.file, attester.eth.json_path)
-
-
-def _check_single_prover(report: NodeReport) -> None:
-    with_prover = [f for f in report.files if f.keystore is not None and f.keystore.prover is not None]
-    if len(with_prover) > 1:
-        report.errors.append(
-            KeystoreSchemaError(
-                f"a prover is configured in {len(with_prover)} files "
-                f"({', '.join(f.file.name for f in with_prover)}); "
-                "only one prover configuration is allowed",
-                file=with_prover[1].file,
-                json_path="prover",
-            )
-        )
