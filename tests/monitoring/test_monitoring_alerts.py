@@ -9,7 +9,7 @@ from eth_account import Account
 from eth_utils import keccak
 
 from ha_sequencer.monitoring.alerts import Alerter, AlertKind
-from ha_sequencer.monitoring.funds import Thresholds
+from ha_sequencer.monitoring.thresholds import Thresholds
 
 ETH = 10**18
 PUBLISHER_KEY = Account.from_key(keccak(b"alert test publisher"))

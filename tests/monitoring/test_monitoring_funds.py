@@ -12,14 +12,9 @@ from prometheus_client import CollectorRegistry
 
 from ha_sequencer.l1.client import RollupClient
 from ha_sequencer.monitoring.alerts import Alerter
-from ha_sequencer.monitoring.funds import (
-    BALANCE_METRIC,
-    FundsState,
-    FundsWatcher,
-    InsufficientFunds,
-    TopUpPolicy,
-)
+from ha_sequencer.monitoring.funds import BALANCE_METRIC, FundsWatcher, InsufficientFunds, TopUpPolicy
 from ha_sequencer.monitoring.l1 import L1Wallet
+from ha_sequencer.monitoring.thresholds import FundsState
 
 ETH = 10**18
 PROPOSE_GAS = 1_500_000  # the node's propose gas limit (node/publisher.py PROPOSE_GAS_BASE)

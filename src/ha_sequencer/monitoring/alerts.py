@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,10 +27,9 @@ import trio
 from prometheus_client import CollectorRegistry, Counter
 
 from ha_sequencer.errors import InputError
+from ha_sequencer.monitoring.eth import format_eth, short_eth
+from ha_sequencer.monitoring.thresholds import Thresholds
 from ha_sequencer.redact import redact_endpoint
-
-if TYPE_CHECKING:
-    from ha_sequencer.monitoring.funds import Thresholds
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +199,6 @@ class Alerter:
 
     def low_balance(self, address: str, balance_wei: int, state: str, thresholds: Thresholds) -> bool:
         """A publisher below the warn (severity warning) or min (critical) threshold."""
-        from ha_sequencer.monitoring.funds import format_eth, short_eth
-
         critical = state == "CRITICAL"
         limit = thresholds.min_wei if critical else thresholds.warn_wei
         return self.fire(
@@ -219,8 +216,6 @@ class Alerter:
 
     def balance_ok(self, address: str, balance_wei: int) -> bool:
         """The publisher is back above the warn threshold."""
-        from ha_sequencer.monitoring.funds import format_eth, short_eth
-
         return self.resolve(
             AlertKind.LOW_BALANCE,
             address,

@@ -20,20 +20,18 @@ import trio
 from eth_utils import to_checksum_address
 
 from ha_sequencer.monitoring.alerts import Alerter, watch_health
+from ha_sequencer.monitoring.eth import parse_eth
 from ha_sequencer.monitoring.funds import (
     DEFAULT_CHECK_INTERVAL_S,
-    DEFAULT_MIN_ETH,
     DEFAULT_TOPUP_AMOUNT_ETH,
-    DEFAULT_WARN_ETH,
     FundsError,
     FundsWatcher,
     InsufficientFunds,
-    Thresholds,
     TopUpPolicy,
     max_cost,
-    parse_eth,
 )
 from ha_sequencer.monitoring.publishers import NoPublisherAvailable, PublisherPool
+from ha_sequencer.monitoring.thresholds import DEFAULT_MIN_ETH, DEFAULT_WARN_ETH, Thresholds
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
