@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 from eth_utils import to_checksum_address
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import (
     BadResponseFormat,
@@ -33,6 +34,7 @@ from web3.exceptions import (
     TransactionNotFound,
     Web3RPCError,
 )
+from web3.types import BlockIdentifier
 
 from ha_sequencer.l1.errors import L1Error, ReceiptTimeout, RpcUnavailable
 from ha_sequencer.l1.fees import next_fees
@@ -40,6 +42,7 @@ from ha_sequencer.redact import redact_endpoint, scrub_endpoints
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
+    from eth_typing import ChecksumAddress
 
 T = TypeVar("T")
 
@@ -198,7 +201,7 @@ class L1Transport:
         """Latest L1 block number."""
         return int(self.call("eth_blockNumber", lambda w3: w3.eth.block_number))
 
-    def block_timestamp(self, number: int | str = "latest") -> int:
+    def block_timestamp(self, number: BlockIdentifier = "latest") -> int:
         """Timestamp of L1 block `number`."""
         return self.call("eth_getBlockByNumber", lambda w3: int(w3.eth.get_block(number)["timestamp"]))
 
@@ -216,7 +219,9 @@ class L1Transport:
 
     def transaction(self, tx_hash: bytes | str) -> dict[str, Any]:
         """The transaction `tx_hash` (pending or mined); raises TransactionNotFound when the node has none."""
-        return dict(self.call("eth_getTransactionByHash", lambda w3: w3.eth.get_transaction(tx_hash)))
+        return dict(
+            self.call("eth_getTransactionByHash", lambda w3: w3.eth.get_transaction(HexBytes(tx_hash)))
+        )
 
     def transaction_known(self, tx_hash: bytes | str) -> bool:
         """True while the node knows the transaction (pending or mined); False once it is dropped."""
@@ -230,7 +235,9 @@ class L1Transport:
         """The receipt of a mined transaction (reverted or not), None while it is not mined."""
         try:
             return dict(
-                self.call("eth_getTransactionReceipt", lambda w3: w3.eth.get_transaction_receipt(tx_hash))
+                self.call(
+                    "eth_getTransactionReceipt", lambda w3: w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+                )
             )
         except (TransactionNotFound, TimeExhausted):
             return None
@@ -315,7 +322,7 @@ class L1Transport:
         with self._lock:
             return self._nonce_locks.setdefault(address, threading.Lock())
 
-    def _next_nonce(self, address: str) -> int:
+    def _next_nonce(self, address: ChecksumAddress) -> int:
         if address not in self._nonces:
             self._nonces[address] = int(
                 self.call(

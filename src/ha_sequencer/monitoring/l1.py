@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from web3.types import BlockIdentifier
 
 from ha_sequencer.l1.errors import TransactionFailed
 from ha_sequencer.l1.fees import TRANSFER_GAS
@@ -40,7 +41,7 @@ class L1Wallet:
         """Latest L1 block number."""
         return self.transport.block_number()
 
-    def block_timestamp(self, number: int | str = "latest") -> int:
+    def block_timestamp(self, number: BlockIdentifier = "latest") -> int:
         """Timestamp of L1 block `number`."""
         return self.transport.block_timestamp(number)
 
