@@ -20,13 +20,12 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from ha_sequencer.errors import EXIT_FAILURE_FOUND, HASequencerError, InputError
 from ha_sequencer.l1.fees import TRANSFER_GAS
+from ha_sequencer.monitoring.alerts import NULL_ALERTER, AlertSink
 from ha_sequencer.monitoring.eth import WEI_PER_ETH, format_eth, parse_eth, short_eth
 from ha_sequencer.monitoring.thresholds import DEFAULT_WARN_WEI, FundsState, Thresholds
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
-
-    from ha_sequencer.monitoring.alerts import Alerter
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +186,7 @@ class FundsWatcher:
         interval_s: float = DEFAULT_CHECK_INTERVAL_S,
         topup: TopUpPolicy | None = None,
         funding_account: LocalAccount | None = None,
-        alerter: Alerter | None = None,
+        alerter: AlertSink = NULL_ALERTER,
         max_fee_per_gas: Callable[[], int] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -460,8 +459,6 @@ class FundsWatcher:
 
     def notify(self) -> None:
         """Send low-balance alerts and recovery notices for the current readings (the alerter dedupes)."""
-        if self.alerter is None:
-            return
         for r in self.snapshot().values():
             if r.balance_wei is None:
                 continue
