@@ -277,7 +277,6 @@ class Node:
             guard=self.guard,
             clock=clock,
             metrics=self.metrics,
-            accounts={a: accounts[0] for a, accounts in self.publishers.items()},
             funds=self.funds,
         )
         gossip = GossipNode(
