@@ -7,6 +7,7 @@ import pytest
 from ha_sequencer.l1.anvil import free_port
 from ha_sequencer.l1.client import RollupClient
 from ha_sequencer.l1.errors import RpcUnavailable
+from ha_sequencer.monitoring.l1 import L1Wallet
 from ha_sequencer.redact import redact_dsn, redact_endpoint, scrub_endpoints
 
 KEY = "abcdefghijklmnopqrstuvwxyz0123"
@@ -52,3 +53,13 @@ def test_rollup_client_never_shows_rpc_credentials():
     assert KEY not in shown and PASSWORD not in shown
     assert "127.0.0.1" in shown
     assert not client.healthy
+
+
+def test_wallet_never_shows_rpc_credentials():
+    url = f"http://u:{PASSWORD}@127.0.0.1:{free_port()}/v3/{KEY}"  # nothing listens there
+    wallet = L1Wallet([url], timeout=0.5)
+    with pytest.raises(RpcUnavailable) as failure:
+        wallet.balance("0x" + "22" * 20)
+    shown = " ".join([str(failure.value), repr(wallet), repr(wallet.transport.endpoints)])
+    assert KEY not in shown and PASSWORD not in shown
+    assert "127.0.0.1" in shown

@@ -61,7 +61,7 @@ def test_duplicate_proposal_slashes_and_pays_reporter(rollup: LocalRollup) -> No
     gas_cost = receipt["gasUsed"] * receipt["effectiveGasPrice"]
     assert c.balance(reporter.address) == before - gas_cost + reward
     assert c.validator(culprit.address).stake == MIN_STAKE - SLASH
-    contract = c._contracts[id(c._endpoints[0])]
+    contract = c.contract
     [log] = contract.events.Slashed().process_receipt(receipt, errors=DISCARD)
     assert log["args"]["attester"] == culprit.address and log["args"]["offense"] == 0
     assert log["args"]["slot"] == 3 and log["args"]["reporter"] == reporter.address
@@ -81,7 +81,7 @@ def test_duplicate_attestation_slashes_and_schedules_exit_below_min_stake(rollup
         reporter, a, signed_attestation(rollup, culprit, a), b, signed_attestation(rollup, culprit, b)
     )
     receipt = c.wait_receipt(tx, 10)
-    contract = c._contracts[id(c._endpoints[0])]
+    contract = c.contract
     [log] = contract.events.Slashed().process_receipt(receipt, errors=DISCARD)
     assert log["args"]["offense"] == 1 and log["args"]["reward"] == SLASH * SLASH_REPORTER_SHARE_BPS // BPS
     info = c.validator(culprit.address)

@@ -8,8 +8,8 @@ import trio
 from eth_account import Account
 from eth_utils import keccak
 
-from ha_sequencer.monitoring.alerts import Alerter, AlertKind
-from ha_sequencer.monitoring.funds import Thresholds
+from ha_sequencer.monitoring.alerts import Alerter, AlertKind, NullAlerter, make_alerter, watch_health
+from ha_sequencer.monitoring.thresholds import Thresholds
 
 ETH = 10**18
 PUBLISHER_KEY = Account.from_key(keccak(b"alert test publisher"))
@@ -43,7 +43,7 @@ def test_each_alert_once_with_recovery_notices(webhook, caplog) -> None:
             for _ in range(2):
                 alerter.balance_ok(PUBLISHER, ETH)
                 alerter.node_healthy()
-                alerter.signature_ok(ATTESTER, "attestation", 20)
+                alerter.signature_ok(ATTESTER, 20, "attestation")
                 alerter.duty_done(ATTESTER, 21, "block_proposal")
                 alerter.duty_done(ATTESTER, 22, "attestation")
                 assert not alerter.duty_done(PUBLISHER, 21, "attestation")  # never fired
@@ -121,8 +121,6 @@ def test_bad_webhook_url_is_an_input_error_without_echo() -> None:
 
 
 def test_watch_health_alerts_after_grace_and_recovers_once(webhook) -> None:
-    from ha_sequencer.monitoring.alerts import watch_health
-
     alerter = Alerter(webhook.url, node_id="node3", backoff_s=0.01)
     status = {"status": "ok", "reasons": []}
 
@@ -149,3 +147,32 @@ def test_watch_health_alerts_after_grace_and_recovers_once(webhook) -> None:
         ("node_unhealthy", "resolved"),
     ]
     assert got[0]["details"]["reasons"] == ["duty_store_unreachable"]
+
+
+def test_without_a_webhook_the_null_alerter_takes_every_call_and_sends_nothing(webhook) -> None:
+    assert isinstance(make_alerter(webhook.url, node_id="n", registry=None), Alerter)
+    alerter = make_alerter(None, node_id="n", registry=None)
+    assert isinstance(alerter, NullAlerter)
+    queued = [
+        alerter.low_balance(PUBLISHER, ETH // 20, "CRITICAL", Thresholds()),
+        alerter.balance_ok(PUBLISHER, ETH),
+        alerter.node_unhealthy(["not_synced"]),
+        alerter.node_healthy(),
+        alerter.signature_refused(ATTESTER, 5, "attestation", existing_digest=b"\x01" * 32),
+        alerter.signature_ok(ATTESTER, 6, "attestation"),
+        alerter.duty_missed(ATTESTER, 7, "block_proposal", "no quorum"),
+        alerter.duty_done(ATTESTER, 8, "block_proposal"),
+    ]
+    assert queued == [False] * 8
+    assert alerter.active() is None  # /status: alerts off, not "none firing"
+
+    async def main() -> None:
+        with trio.fail_after(5):
+            async with trio.open_nursery() as n:
+                await n.start(alerter.run)  # started, then done: nothing to deliver
+                n.start_soon(lambda: watch_health(alerter, lambda: {"status": "unhealthy"}, interval_s=0.01))
+                await trio.sleep(0.05)
+                n.cancel_scope.cancel()
+
+    trio.run(main)
+    assert webhook.messages() == []

@@ -12,14 +12,9 @@ from prometheus_client import CollectorRegistry
 
 from ha_sequencer.l1.client import RollupClient
 from ha_sequencer.monitoring.alerts import Alerter
-from ha_sequencer.monitoring.funds import (
-    BALANCE_METRIC,
-    FundsState,
-    FundsWatcher,
-    InsufficientFunds,
-    TopUpPolicy,
-)
+from ha_sequencer.monitoring.funds import BALANCE_METRIC, FundsWatcher, InsufficientFunds, TopUpPolicy
 from ha_sequencer.monitoring.l1 import L1Wallet
+from ha_sequencer.monitoring.thresholds import FundsState
 
 ETH = 10**18
 PROPOSE_GAS = 1_500_000  # the node's propose gas limit (node/publisher.py PROPOSE_GAS_BASE)
@@ -36,7 +31,13 @@ def gauge(registry: CollectorRegistry, address: str) -> float | None:
 def test_fee_cap_is_the_one_the_l1_client_sets(module_anvil) -> None:
     wallet = L1Wallet(module_anvil.rpc_url)
     client = RollupClient([module_anvil.rpc_url], account("no rollup here").address)
-    assert wallet.fees() == client._fees()  # same block, same formula: the guard checks what will be sent
+    # same block, same formula: the guard checks what will be sent
+    assert wallet.max_fee_per_gas() == client.transport.fees()[0]
+    # and a transfer carries exactly that cap: one transport builds every transaction
+    expected = wallet.max_fee_per_gas()
+    tx = wallet.send_eth(module_anvil.accounts[1], account("fee cap target").address, 1)
+    assert client.transport.transaction(tx)["maxFeePerGas"] == expected
+    assert wallet.wait_receipt(tx, 10)["status"] == 1
 
 
 def test_thresholds_gauge_and_logs(module_anvil, caplog) -> None:

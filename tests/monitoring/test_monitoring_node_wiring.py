@@ -76,7 +76,6 @@ def test_publisher_uses_the_richest_idle_publisher_and_sends_nothing_it_cannot_p
         guard=DutyGuard(store, node_id="wired", rollup=rollup.address),
         clock=SlotClock(SlotTiming(rollup.params.genesis_time, rollup.params.slot_duration)),
         metrics=metrics,
-        accounts={},  # unused: with a funds service every submission goes through its choice
         funds=funds,
     )
     nonces = {p.address: anvil.rpc("eth_getTransactionCount", [p.address, "latest"]) for p in pubs}

@@ -7,6 +7,7 @@ from eth_account import Account
 from eth_utils import keccak
 from prometheus_client import CollectorRegistry
 
+from ha_sequencer.monitoring.alerts import NullAlerter
 from ha_sequencer.monitoring.funds import BALANCE_METRIC
 from ha_sequencer.monitoring.l1 import L1Wallet
 from ha_sequencer.monitoring.publishers import NoPublisherAvailable
@@ -115,3 +116,54 @@ def test_from_keystore_uses_every_publisher_and_the_funding_account(module_anvil
     assert service.status_section()["fundingAccount"] == funder.address
     assert service.status_section()["topUp"]["amountEth"] == "0.300000000000000000"
     assert hexkey(funder)[2:] not in repr(service)
+
+
+def test_without_publishers_or_webhook_the_attester_pays_and_alerts_are_dropped(
+    module_anvil, tmp_path
+) -> None:
+    import json
+
+    import trio
+
+    from ha_sequencer.keys import load_keystore
+
+    attester = key("lone attester")
+    module_anvil.set_balance(attester.address, ETH)
+    (tmp_path / "keystore.json").write_text(
+        json.dumps(
+            {
+                "schemaVersion": 1,
+                "validators": [
+                    {
+                        "attester": "0x" + attester.key.hex().removeprefix("0x"),
+                        "feeRecipient": "0x" + "11" * 32,
+                    }
+                ],
+            }
+        )
+    )
+    service = FundsService.from_keystore(
+        load_keystore(tmp_path / "keystore.json"), [module_anvil.rpc_url], registry=None, node_id="n"
+    )
+    # a one-account pool: the attester itself pays gas, through the same choice as any publisher
+    assert service.pool.publishers == [attester.address]
+    assert service.select(attester.address, GAS, slot=3).address == attester.address
+    assert service.in_flight(attester.address, 3) == [attester.address]
+    service.release(attester.address)
+    # a null alerter: every alert call is accepted and dropped
+    assert isinstance(service.alerter, NullAlerter)
+    service.duty_missed(attester.address, 3, "block_proposal", "no publisher can pay for it")
+    service.duty_done(attester.address, 4, "block_proposal")
+    service.signature_refused(attester.address, 5, "attestation", existing_digest=b"\x01" * 32)
+    service.signature_ok(attester.address, 6, "attestation")
+    section = service.status_section()
+    assert section["alerts"] is None and section["fundingAccount"] is None and section["topUp"] is None
+
+    async def main() -> None:
+        with trio.fail_after(10):
+            async with trio.open_nursery() as n:
+                await n.start(lambda task_status: service.run(status_report=dict, task_status=task_status))
+                n.cancel_scope.cancel()
+
+    trio.run(main)
+    assert service.watcher.snapshot()[attester.address].balance_wei == ETH

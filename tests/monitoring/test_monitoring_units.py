@@ -7,20 +7,10 @@ from eth_account import Account
 from eth_utils import keccak
 
 from ha_sequencer.errors import InputError
-from ha_sequencer.monitoring.funds import (
-    DEFAULT_MIN_WEI,
-    DEFAULT_WARN_WEI,
-    FundsState,
-    InsufficientFunds,
-    Thresholds,
-    can_afford,
-    format_eth,
-    max_cost,
-    parse_eth,
-    require_affordable,
-    short_eth,
-)
+from ha_sequencer.monitoring.eth import format_eth, parse_eth, short_eth
+from ha_sequencer.monitoring.funds import InsufficientFunds, can_afford, max_cost, require_affordable
 from ha_sequencer.monitoring.publishers import NoPublisherAvailable, PublisherPool
+from ha_sequencer.monitoring.thresholds import DEFAULT_MIN_WEI, DEFAULT_WARN_WEI, FundsState, Thresholds
 
 ETH = 10**18
 A, B, C = (Account.from_key(keccak(f"publisher {i}".encode())).address for i in range(3))

@@ -1,4 +1,7 @@
-"""The publisher with real anvil, the real Rollup and a real SQLite duty store shared by HA twins."""
+"""The publisher with real anvil, the real Rollup and a real SQLite duty store shared by HA twins.
+
+Each twin pays with a one-account pool: the funds service of a node whose keystore names one publisher.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ from web3 import Web3
 
 from ha_sequencer.ha.guard import DutyGuard
 from ha_sequencer.ha.store import open_store
+from ha_sequencer.monitoring.l1 import L1Wallet
+from ha_sequencer.monitoring.service import FundsService
 from ha_sequencer.node.clock import SlotClock, SlotTiming
 from ha_sequencer.node.metrics import NodeMetrics
 from ha_sequencer.node.publisher import Publisher
@@ -24,14 +29,17 @@ def rollup(rollup_factory):
     return rollup_factory(validators=4, slot_duration=SLOT_S, epoch_length=8, committee_size=4)
 
 
-def _twin(rollup, store_url: str, node_id: str, publisher_index: int):
+def _twin(rollup, store_url: str, node_id: str, publisher_index: int, proposer: str):
     store = open_store(store_url, migrate=True)
     guard = DutyGuard(store, node_id=node_id, rollup=rollup.address)
     metrics = NodeMetrics()
     clock = SlotClock(SlotTiming(rollup.params.genesis_time, rollup.params.slot_duration))
     account = rollup.anvil.accounts[2 + publisher_index]
+    funds = FundsService(
+        wallet=L1Wallet(rollup.rpc_url), publishers={proposer: [account]}, registry=None, node_id=node_id
+    )
     return (
-        Publisher(client=rollup.client, guard=guard, clock=clock, metrics=metrics, accounts={}),
+        Publisher(client=rollup.client, guard=guard, clock=clock, metrics=metrics, funds=funds),
         account,
         metrics,
     )
@@ -60,10 +68,12 @@ def _count(metrics: NodeMetrics, result: str) -> float:
 
 def test_twins_publish_once_and_never_resubmit(rollup, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'duties.sqlite'}"
-    (a, acct_a, m_a), (b, acct_b, m_b) = _twin(rollup, url, "twin-a", 0), _twin(rollup, url, "twin-b", 1)
     slot = _fresh_slot(rollup)
     proposer, signed, attestations = _signed(rollup, slot)
-    a.accounts[proposer], b.accounts[proposer] = acct_a, acct_b
+    (a, acct_a, m_a), (b, acct_b, m_b) = (
+        _twin(rollup, url, "twin-a", 0, proposer),
+        _twin(rollup, url, "twin-b", 1, proposer),
+    )
     w3 = Web3(Web3.HTTPProvider(rollup.rpc_url))
     nonces = {x.address: w3.eth.get_transaction_count(x.address) for x in (acct_a, acct_b)}
 
@@ -89,11 +99,10 @@ def test_twins_publish_once_and_never_resubmit(rollup, tmp_path: Path) -> None:
 
 def test_twin_takes_over_when_the_first_publisher_goes_silent(rollup, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'duties.sqlite'}"
-    (b, acct_b, m_b) = _twin(rollup, url, "twin-b", 1)
     silent = DutyGuard(open_store(url, migrate=True), node_id="twin-a", rollup=rollup.address)
     slot = _fresh_slot(rollup)
     proposer, signed, attestations = _signed(rollup, slot)
-    b.accounts[proposer] = acct_b
+    (b, _acct_b, m_b) = _twin(rollup, url, "twin-b", 1, proposer)
     # twin A claims the publication, then dies before sending anything
     turn = silent.claim_publish(proposer, slot, deadline_s=0.5)
     assert type(turn).__name__ == "PublishYours"
@@ -107,10 +116,9 @@ def test_twin_takes_over_when_the_first_publisher_goes_silent(rollup, tmp_path: 
 
 def test_publishes_when_the_duty_store_is_down(rollup, tmp_path: Path) -> None:
     # the proposal is signed already: a store outage costs coordination (maybe gas), never the slot
-    (a, acct_a, m_a) = _twin(rollup, f"sqlite:///{tmp_path / 'duties.sqlite'}", "twin-a", 0)
     slot = _fresh_slot(rollup)
     proposer, signed, attestations = _signed(rollup, slot)
-    a.accounts[proposer] = acct_a
+    (a, _acct_a, m_a) = _twin(rollup, f"sqlite:///{tmp_path / 'duties.sqlite'}", "twin-a", 0, proposer)
     a.guard.store.close()  # every publish-record call now raises StoreUnreachable
     trio.run(a.publish, slot, proposer, signed, attestations, None)
     tips = rollup.client.tips()

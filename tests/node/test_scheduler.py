@@ -15,6 +15,7 @@ from ha_sequencer.ha.guard import DutyGuard
 from ha_sequencer.ha.outcomes import DutyType, StoreUnavailable
 from ha_sequencer.ha.store import open_store
 from ha_sequencer.l1.client import RollupClient
+from ha_sequencer.monitoring.alerts import NullAlerter
 from ha_sequencer.node.chain import Chain, build_block
 from ha_sequencer.node.clock import SlotClock, SlotTiming
 from ha_sequencer.node.committees import CommitteeCache
@@ -56,6 +57,7 @@ def _scheduler(guard: DutyGuard, gossiped: list[tuple[str, bytes]], **parts) -> 
         "metrics": NodeMetrics(),
         "identities": [Identity.from_account(ATTESTER, bytes(32))],
         "publish_gossip": publish,
+        "alerts": NullAlerter(),
     }
     return Scheduler(**{**kwargs, **parts})
 

@@ -1,9 +1,8 @@
-"""Blocking web3 client of the Rollup contract: RPC failover, EIP-1559 publishing, nonces, receipts, events.
+"""Blocking web3 client of the Rollup contract: reads, calls, events, and reverts decoded by name.
 
-Failover: every call goes to the first healthy endpoint in the configured order; a connection error or
-timeout marks that endpoint unhealthy for `recheck_s` and the call moves on to the next; after `recheck_s`
-the endpoint is tried again and a success marks it healthy. Reverts are never retried: they are decoded by
-name from the ABI into `ha_sequencer.l1.errors.RollupError` subclasses.
+RPC failover, EIP-1559 fees, nonces, sending and receipts are the `l1.transport.L1Transport`'s, shared with
+the monitoring wallet. Reverts are never retried: they are decoded by name from the ABI into
+`ha_sequencer.l1.errors.RollupError` subclasses.
 
 `propose` attestation format: a list of 65-byte signatures (r, s, v) over the EIP-712
 `Attestation(slot, archive)`, one per distinct committee member, any order; the contract recovers the
@@ -13,63 +12,34 @@ attesters itself.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-import requests
 from eth_abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak, to_bytes, to_checksum_address
 from web3 import Web3
-from web3.exceptions import (
-    BadResponseFormat,
-    ContractCustomError,
-    ContractLogicError,
-    ContractPanicError,
-    MultipleFailedRequests,
-    ProviderConnectionError,
-    RequestTimedOut,
-    TimeExhausted,
-    TooManyRequests,
-    TransactionNotFound,
-    Web3RPCError,
-)
+from web3.contract import Contract
+from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
 
 from ha_sequencer.l1.build import load_artifact
-from ha_sequencer.l1.errors import (
-    ERRORS_BY_NAME,
-    L1Error,
-    ReceiptTimeout,
-    RollupError,
-    RpcUnavailable,
-    TransactionFailed,
-    UnknownRevert,
+from ha_sequencer.l1.errors import ERRORS_BY_NAME, L1Error, RollupError, TransactionFailed, UnknownRevert
+from ha_sequencer.l1.transport import (
+    DEFAULT_RECHECK_S,
+    DEFAULT_TIMEOUT_S,
+    RECEIPT_POLL_S,
+    EndpointStatus,
+    L1Transport,
+    tx_hex,
 )
-from ha_sequencer.l1.fees import next_fees
 from ha_sequencer.protocol.constants import NetworkParams
 from ha_sequencer.protocol.messages import Attestation, Proposal
-from ha_sequencer.redact import redact_endpoint, scrub_endpoints
 
 T = TypeVar("T")
 
-DEFAULT_TIMEOUT_S = 5.0
-DEFAULT_RECHECK_S = 5.0
 COMMITTEE_CACHE_EPOCHS = 4
 GAS_MARGIN = 1.2  # estimate * margin: execution may differ slightly from the simulation
-# Transport failures: the endpoint is at fault, try the next one.
-_ENDPOINT_ERRORS = (
-    requests.exceptions.RequestException,
-    ProviderConnectionError,
-    RequestTimedOut,
-    TooManyRequests,
-    BadResponseFormat,
-    MultipleFailedRequests,
-    OSError,
-    TimeoutError,
-)
-_NONCE_ERRORS = ("nonce too low", "nonce too high", "invalid nonce", "replacement transaction underpriced")
 
 
 class Tips(NamedTuple):
@@ -114,25 +84,6 @@ class BlockProposedEvent:
     l1_block_number: int
     l1_tx_hash: bytes
     log_index: int
-
-
-@dataclass
-class EndpointStatus:
-    """Health of one RPC URL."""
-
-    url: str
-    healthy: bool = True
-    failures: int = 0
-    last_error: str = ""
-    unhealthy_until: float = 0.0
-    last_ok: float = 0.0
-
-
-@dataclass
-class _Endpoint:
-    status: EndpointStatus
-    w3: Web3 = field(repr=False)
-    url: str = field(repr=False)  # as configured: may carry credentials, never shown
 
 
 def _revert_data(exc: Exception) -> bytes | None:
@@ -182,93 +133,45 @@ class RollupClient:
         retries: int = 1,
         recheck_s: float = DEFAULT_RECHECK_S,
     ) -> None:
-        urls = [rpc_urls] if isinstance(rpc_urls, str) else list(rpc_urls)
-        if not urls:
-            raise L1Error("RollupClient needs at least one RPC URL")
+        self.transport = L1Transport(rpc_urls, timeout=timeout, retries=retries, recheck_s=recheck_s)
         self.rollup = to_checksum_address(rollup)
-        self.timeout = timeout
-        self.retries = retries
-        self.recheck_s = recheck_s
         artifact = load_artifact("Rollup")
         self.abi = artifact["abi"]
         self._decoder = RevertDecoder(self.abi)
-        self._endpoints = [
-            _Endpoint(
-                EndpointStatus(redact_endpoint(url)),
-                Web3(
-                    Web3.HTTPProvider(
-                        url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None
-                    )
-                ),
-                url,
-            )
-            for url in urls
-        ]
-        self._contracts = {
-            id(e): e.w3.eth.contract(address=self.rollup, abi=self.abi) for e in self._endpoints
-        }
+        # encodes calls and decodes calldata, receipts and logs; never sends (no endpoint of its own)
+        self.contract: Contract = Web3().eth.contract(address=self.rollup, abi=self.abi)
+        self._bound: dict[int, Contract] = {}  # id(endpoint's Web3) → the contract on that endpoint
         self._lock = threading.Lock()
-        self._nonces: dict[str, int] = {}
-        self._nonce_locks: dict[str, threading.Lock] = {}
         self._params: NetworkParams | None = None
         self._committees: dict[int, list[str]] = {}
 
     def __repr__(self) -> str:
-        return f"RollupClient(rollup={self.rollup}, endpoints={[e.status.url for e in self._endpoints]})"
+        return f"RollupClient(rollup={self.rollup}, endpoints={[e.url for e in self.endpoints]})"
 
-    # ------------------------------------------------------------------ endpoints and failover
+    # ------------------------------------------------------------------ endpoints
 
     @property
     def endpoints(self) -> list[EndpointStatus]:
-        """Status of every RPC URL, in configured order."""
-        with self._lock:
-            return [EndpointStatus(**vars(e.status)) for e in self._endpoints]
+        """Status of every RPC URL, in configured order (URLs redacted)."""
+        return self.transport.endpoints
 
     @property
     def healthy(self) -> bool:
         """True when at least one endpoint is healthy."""
-        return any(s.healthy for s in self.endpoints)
-
-    def _ordered(self) -> list[_Endpoint]:
-        now = time.monotonic()
-        with self._lock:
-            ready = [e for e in self._endpoints if e.status.healthy or now >= e.status.unhealthy_until]
-            waiting = [e for e in self._endpoints if e not in ready]
-        return ready + waiting  # unhealthy ones last, so a call still has a chance when all are marked down
-
-    def _mark(self, endpoint: _Endpoint, error: Exception | None) -> None:
-        with self._lock:
-            status = endpoint.status
-            if error is None:
-                status.healthy, status.failures, status.last_ok = True, 0, time.time()
-            else:
-                status.healthy = False
-                status.failures += 1
-                detail = scrub_endpoints(str(error), [endpoint.url])
-                status.last_error = f"{type(error).__name__}: {detail[:200]}"
-                status.unhealthy_until = time.monotonic() + self.recheck_s
+        return self.transport.healthy
 
     def _call(self, what: str, fn: Callable[[Web3, Any], T]) -> T:
         """Run `fn(w3, contract)` on the first endpoint that answers; decode reverts; raise RpcUnavailable."""
-        errors: list[str] = []
-        for attempt in range(self.retries + 1):
-            for endpoint in self._ordered():
-                try:
-                    result = fn(endpoint.w3, self._contracts[id(endpoint)])
-                except (ContractCustomError, ContractPanicError, ContractLogicError) as exc:
-                    self._mark(endpoint, None)
-                    raise self._decode(exc) from None
-                except _ENDPOINT_ERRORS as exc:
-                    self._mark(endpoint, exc)
-                    errors.append(f"{endpoint.status.url}: {type(exc).__name__}")
-                    continue
-                self._mark(endpoint, None)
-                return result
-            if attempt < self.retries:
-                time.sleep(0.05 * (attempt + 1))
-        raise RpcUnavailable(
-            f"{what}: no L1 RPC endpoint answered ({'; '.join(errors[-len(self._endpoints) :])})"
-        )
+        try:
+            return self.transport.call(what, lambda w3: fn(w3, self._on(w3)))
+        except (ContractCustomError, ContractPanicError, ContractLogicError) as exc:
+            raise self._decode(exc) from None
+
+    def _on(self, w3: Web3) -> Contract:
+        contract = self._bound.get(id(w3))
+        if contract is None:
+            contract = self._bound.setdefault(id(w3), w3.eth.contract(address=self.rollup, abi=self.abi))
+        return contract
 
     def _decode(self, exc: Exception) -> L1Error:
         data = _revert_data(exc)
@@ -285,7 +188,7 @@ class RollupClient:
     def params(self) -> NetworkParams:
         """Network parameters (immutable per deployment; cached)."""
         if self._params is None:
-            chain_id = self._call("eth_chainId", lambda w3, c: w3.eth.chain_id)
+            chain_id = self.transport.chain_id()
             cfg = self._call("getConfig", lambda w3, c: c.functions.getConfig().call())
             self._params = NetworkParams(
                 chain_id=chain_id,
@@ -306,11 +209,11 @@ class RollupClient:
 
     def l1_block_number(self) -> int:
         """Latest L1 block number."""
-        return self._call("eth_blockNumber", lambda w3, c: w3.eth.block_number)
+        return self.transport.block_number()
 
     def l1_timestamp(self) -> int:
         """Timestamp of the latest L1 block."""
-        return self._call("eth_getBlockByNumber", lambda w3, c: w3.eth.get_block("latest")["timestamp"])
+        return self.transport.block_timestamp("latest")
 
     def current_slot(self) -> int:
         """The contract's current slot (from the latest L1 block's timestamp)."""
@@ -364,7 +267,7 @@ class RollupClient:
 
     def balance(self, address: str) -> int:
         """L1 ETH balance of `address` in wei."""
-        return self._call("eth_getBalance", lambda w3, c: w3.eth.get_balance(to_checksum_address(address)))
+        return self.transport.balance(address)
 
     # ------------------------------------------------------------------ writes
 
@@ -461,96 +364,36 @@ class RollupClient:
                 ),
             )
             gas = int(estimate * GAS_MARGIN)
-        max_fee, priority = self._fees()
-        data = self._contracts[id(self._endpoints[0])].encode_abi(function, args=list(args))
-        with self._nonce_lock(address):
-            for attempt in range(2):
-                nonce = self._next_nonce(address)
-                tx = {
-                    "type": 2,
-                    "chainId": self.chain_id(),
-                    "to": self.rollup,
-                    "from": address,
-                    "value": value,
-                    "data": data,
-                    "gas": gas,
-                    "nonce": nonce,
-                    "maxFeePerGas": max_fee,
-                    "maxPriorityFeePerGas": priority,
-                }
-                signed = sender.sign_transaction(tx)
-                try:
-                    tx_hash = self._send_raw(bytes(signed.raw_transaction), bytes(signed.hash))
-                except Web3RPCError as exc:
-                    message = str(exc).lower()
-                    if attempt == 0 and any(m in message for m in _NONCE_ERRORS):
-                        self._nonces.pop(address, None)  # resync from the chain and re-sign once
-                        continue
-                    raise L1Error(f"{function} from {address}: L1 rejected the transaction: {exc}") from None
-                self._nonces[address] = nonce + 1
-                return tx_hash
-        raise L1Error(f"{function} from {address}: nonce resync did not help")  # pragma: no cover
-
-    def _send_raw(self, raw: bytes, tx_hash: bytes) -> bytes:
-        def send(w3: Web3, c: Any) -> bytes:
-            try:
-                return bytes(w3.eth.send_raw_transaction(raw))
-            except Web3RPCError as exc:
-                # A failover resend of a tx the pool already has is a success.
-                if "already known" in str(exc).lower() or "already imported" in str(exc).lower():
-                    return tx_hash
-                raise
-
-        return self._call("eth_sendRawTransaction", send)
-
-    def _fees(self) -> tuple[int, int]:
-        return self._call("fees", lambda w3, c: next_fees(w3))
-
-    def _nonce_lock(self, address: str) -> threading.Lock:
-        with self._lock:
-            return self._nonce_locks.setdefault(address, threading.Lock())
-
-    def _next_nonce(self, address: str) -> int:
-        if address not in self._nonces:
-            self._nonces[address] = self._call(
-                "eth_getTransactionCount", lambda w3, c: w3.eth.get_transaction_count(address, "pending")
-            )
-        return self._nonces[address]
+        data = to_bytes(hexstr=self.contract.encode_abi(function, args=list(args)))
+        return self.transport.send(sender, to=self.rollup, gas=gas, value=value, data=data, what=function)
 
     def resync_nonce(self, address: str) -> None:
         """Forget the tracked nonce of `address` (e.g. after a dropped transaction); re-read on next send."""
-        with self._nonce_lock(address):
-            self._nonces.pop(to_checksum_address(address), None)
+        self.transport.resync_nonce(address)
 
     def wait_receipt(
-        self, tx_hash: bytes, deadline_s: float, *, raise_on_revert: bool = True, poll_s: float = 0.05
+        self,
+        tx_hash: bytes,
+        deadline_s: float,
+        *,
+        raise_on_revert: bool = True,
+        poll_s: float = RECEIPT_POLL_S,
     ) -> dict[str, Any]:
         """Wait up to `deadline_s` for the receipt; a reverted tx raises its decoded RollupError."""
-        deadline = time.monotonic() + deadline_s
-        while True:
-            try:
-                receipt = self._call(
-                    "eth_getTransactionReceipt", lambda w3, c: w3.eth.get_transaction_receipt(tx_hash)
-                )
-                break
-            except (TransactionNotFound, TimeExhausted):
-                pass
-            if time.monotonic() >= deadline:
-                raise ReceiptTimeout(f"tx 0x{bytes(tx_hash).hex()} not mined within {deadline_s:.1f} s")
-            time.sleep(poll_s)
+        receipt = self.transport.wait_receipt(tx_hash, deadline_s, poll_s=poll_s)
         if receipt["status"] != 1 and raise_on_revert:
             raise self._revert_reason(tx_hash, receipt["blockNumber"])
-        return dict(receipt)
+        return receipt
 
     def _revert_reason(self, tx_hash: bytes, block_number: int) -> L1Error:
         # Replay against the state after the block: for a lost race this yields e.g. SlotAlreadyInChain.
-        tx = self._call("eth_getTransactionByHash", lambda w3, c: w3.eth.get_transaction(tx_hash))
+        tx = self.transport.transaction(tx_hash)
         call = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"]}
         try:
             self._call("eth_call", lambda w3, c: w3.eth.call(call, block_number))
         except RollupError as exc:
             return exc
-        return TransactionFailed(f"tx 0x{bytes(tx_hash).hex()} reverted in L1 block {block_number}")
+        return TransactionFailed(f"tx {tx_hex(tx_hash)} reverted in L1 block {block_number}")
 
     # ------------------------------------------------------------------ events
 
@@ -564,16 +407,13 @@ class RollupClient:
         )
         events = []
         for log in logs:
-            tx = self._call(
-                "eth_getTransactionByHash", lambda w3, c, h=log["transactionHash"]: w3.eth.get_transaction(h)
-            )
-            contract = self._contracts[id(self._endpoints[0])]
+            tx = self.transport.transaction(log["transactionHash"])
             if tx["to"] is None or to_checksum_address(tx["to"]) != self.rollup:
                 raise L1Error(
                     f"BlockProposed in tx 0x{bytes(log['transactionHash']).hex()} was not a direct call "
                     "to the Rollup; its txs cannot be read from calldata"
                 )
-            func, inputs = contract.decode_function_input(tx["input"])
+            _func, inputs = self.contract.decode_function_input(tx["input"])
             p = inputs["proposal"]
             proposal = Proposal(
                 slot=p["slot"],

@@ -4,6 +4,7 @@ Each condition alerts once while it lasts and sends one recovery notice when it 
 by kind + condition); a low balance that gets worse (WARN → CRITICAL) alerts once more. Delivery runs in its
 own trio task with an async httpx client, so a slow or dead webhook never blocks the node: `fire()` /
 `resolve()` only queue, and may be called from the trio thread or from worker threads.
+Without a webhook the node holds a `NullAlerter`: the same calls, nothing sent, so no caller asks first.
 Payloads carry addresses, slots, digests and reasons only — never keys, and never the webhook URL (which
 often embeds a token; logs show its scheme and host only).
 """
@@ -19,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,10 +28,9 @@ import trio
 from prometheus_client import CollectorRegistry, Counter
 
 from ha_sequencer.errors import InputError
+from ha_sequencer.monitoring.eth import format_eth, short_eth
+from ha_sequencer.monitoring.thresholds import Thresholds
 from ha_sequencer.redact import redact_endpoint
-
-if TYPE_CHECKING:
-    from ha_sequencer.monitoring.funds import Thresholds
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,95 @@ class _ScrubWebhookUrl(logging.Filter):
         if self._url in message:
             record.msg, record.args = message.replace(self._url, self._shown), ()
         return True
+
+
+class AlertSink(Protocol):
+    """What the node reports to its operator's webhook; each call returns True when it queued an alert."""
+
+    def low_balance(self, address: str, balance_wei: int, state: str, thresholds: Thresholds) -> bool: ...
+
+    def balance_ok(self, address: str, balance_wei: int) -> bool: ...
+
+    def node_unhealthy(self, reasons: Sequence[str]) -> bool: ...
+
+    def node_healthy(self) -> bool: ...
+
+    def signature_refused(
+        self, attester: str, slot: int, duty: str, *, existing_digest: bytes | None = None
+    ) -> bool: ...
+
+    def signature_ok(self, attester: str, slot: int, duty: str) -> bool: ...
+
+    def duty_missed(self, attester: str, slot: int, duty: str, why: str = "") -> bool: ...
+
+    def duty_done(self, attester: str, slot: int, duty: str) -> bool: ...
+
+    def active(self) -> list[str] | None:
+        """Conditions currently firing; None when alerts are off."""
+        ...
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Deliver alerts until cancelled."""
+        ...
+
+
+def make_alerter(webhook: str | None, *, node_id: str, registry: CollectorRegistry | None) -> AlertSink:
+    """An `Alerter` posting to `webhook`, or a `NullAlerter` when there is none."""
+    if webhook:
+        return Alerter(webhook, node_id=node_id, registry=registry)
+    return NullAlerter()
+
+
+class NullAlerter:
+    """The alerter of a node without `--alert-webhook`: every condition is dropped; `run` returns at once."""
+
+    def __repr__(self) -> str:
+        return "NullAlerter()"
+
+    def low_balance(self, address: str, balance_wei: int, state: str, thresholds: Thresholds) -> bool:
+        """Dropped."""
+        return False
+
+    def balance_ok(self, address: str, balance_wei: int) -> bool:
+        """Dropped."""
+        return False
+
+    def node_unhealthy(self, reasons: Sequence[str]) -> bool:
+        """Dropped."""
+        return False
+
+    def node_healthy(self) -> bool:
+        """Dropped."""
+        return False
+
+    def signature_refused(
+        self, attester: str, slot: int, duty: str, *, existing_digest: bytes | None = None
+    ) -> bool:
+        """Dropped."""
+        return False
+
+    def signature_ok(self, attester: str, slot: int, duty: str) -> bool:
+        """Dropped."""
+        return False
+
+    def duty_missed(self, attester: str, slot: int, duty: str, why: str = "") -> bool:
+        """Dropped."""
+        return False
+
+    def duty_done(self, attester: str, slot: int, duty: str) -> bool:
+        """Dropped."""
+        return False
+
+    def active(self) -> None:
+        """None: alerts are off (/status shows `alerts: null`)."""
+        return None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Nothing to deliver."""
+        task_status.started()
+
+
+NULL_ALERTER = NullAlerter()
 
 
 class Alerter:
@@ -200,8 +289,6 @@ class Alerter:
 
     def low_balance(self, address: str, balance_wei: int, state: str, thresholds: Thresholds) -> bool:
         """A publisher below the warn (severity warning) or min (critical) threshold."""
-        from ha_sequencer.monitoring.funds import format_eth, short_eth
-
         critical = state == "CRITICAL"
         limit = thresholds.min_wei if critical else thresholds.warn_wei
         return self.fire(
@@ -219,8 +306,6 @@ class Alerter:
 
     def balance_ok(self, address: str, balance_wei: int) -> bool:
         """The publisher is back above the warn threshold."""
-        from ha_sequencer.monitoring.funds import format_eth, short_eth
-
         return self.resolve(
             AlertKind.LOW_BALANCE,
             address,
@@ -267,7 +352,7 @@ class Alerter:
             **details,
         )
 
-    def signature_ok(self, attester: str, duty: str, slot: int) -> bool:
+    def signature_ok(self, attester: str, slot: int, duty: str) -> bool:
         """A later duty of that kind was signed normally."""
         return self.resolve(
             AlertKind.SIGNATURE_REFUSED,
@@ -391,7 +476,7 @@ UNHEALTHY_GRACE_S = 10.0  # a node starting or briefly resyncing is not worth wa
 
 
 async def watch_health(
-    alerter: Alerter,
+    alerter: AlertSink,
     status_report: Callable[[], Mapping[str, Any]],
     *,
     interval_s: float = HEALTH_CHECK_S,

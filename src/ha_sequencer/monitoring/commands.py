@@ -13,14 +13,9 @@ from rich.table import Table
 
 from ha_sequencer.cli_options import L1RpcUrl, RollupAddress
 from ha_sequencer.errors import EXIT_FAILURE_FOUND, InputError
-from ha_sequencer.monitoring.funds import (
-    DEFAULT_MIN_ETH,
-    DEFAULT_WARN_ETH,
-    FundsState,
-    Thresholds,
-    checksum_addresses,
-    format_eth,
-)
+from ha_sequencer.monitoring.eth import format_eth
+from ha_sequencer.monitoring.funds import checksum_addresses
+from ha_sequencer.monitoring.thresholds import DEFAULT_MIN_ETH, DEFAULT_WARN_ETH, FundsState, Thresholds
 
 _ENV = "HA_SEQUENCER_"
 DEFAULT_MONITOR_SLOTS = 32

@@ -1,6 +1,6 @@
-"""Publisher funds: balance thresholds, the "max cost exceeds balance" guard, and the node's funds watcher.
+"""Publisher funds: the "max cost exceeds balance" guard and the node's funds watcher (readings, top-ups).
 
-The guide: every publisher needs at least 0.1 ETH; alert below 0.15 ETH. A transaction's maximum cost under
+The thresholds a reading is judged against live in `monitoring.thresholds`. A transaction's maximum cost under
 EIP-1559 is `gasLimit * maxFeePerGas + value`; a node never sends one it cannot pay for (the L1 would reject
 it anyway, after the publisher has spent part of the slot).
 """
@@ -12,8 +12,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
@@ -22,111 +20,22 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from ha_sequencer.errors import EXIT_FAILURE_FOUND, HASequencerError, InputError
 from ha_sequencer.l1.fees import TRANSFER_GAS
+from ha_sequencer.monitoring.alerts import NULL_ALERTER, AlertSink
+from ha_sequencer.monitoring.eth import WEI_PER_ETH, format_eth, parse_eth, short_eth
+from ha_sequencer.monitoring.thresholds import DEFAULT_WARN_WEI, FundsState, Thresholds
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
-    from ha_sequencer.monitoring.alerts import Alerter
-
 log = logging.getLogger(__name__)
 
-# --- the thresholds (one place) -------------------------------------------------------------------------
-WEI_PER_ETH = 10**18
-DEFAULT_MIN_ETH = "0.1"  # below: the publisher cannot be relied on to pay for a proposal (CRITICAL)
-DEFAULT_WARN_ETH = "0.15"  # below: time to refill (WARN)
 DEFAULT_TOPUP_AMOUNT_ETH = "0.5"
 DEFAULT_CHECK_INTERVAL_S = 12.0
 TOPUP_RECEIPT_S = 30.0
 TOPUP_COOLDOWN_S = 60.0  # one top-up per publisher per minute at most, whatever the readings say
 REMIND_S = 300.0  # a low-funds log line is repeated at most this often while the condition lasts
 BALANCE_METRIC = "publisher_balance_eth"
-
-
-def parse_eth(value: str | int | Decimal, what: str) -> int:
-    """`value` ETH (decimal text, at most 18 decimals, non-negative) in wei; InputError naming `what`."""
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise InputError(f"{what}: {value!r} is not an amount of ETH") from None
-    wei = amount * WEI_PER_ETH
-    if not amount.is_finite() or amount < 0 or wei != wei.to_integral_value():
-        raise InputError(f"{what}: {value!r} must be a non-negative amount of ETH with at most 18 decimals")
-    return int(wei)
-
-
-def format_eth(wei: int) -> str:
-    """Wei as ETH with 18 decimals, exactly as `cast balance --ether` prints it."""
-    sign = "-" if wei < 0 else ""
-    whole, frac = divmod(abs(int(wei)), WEI_PER_ETH)
-    return f"{sign}{whole}.{frac:018d}"
-
-
-def short_eth(wei: int) -> str:
-    """Wei as ETH for messages: up to 9 decimals, trailing zeros dropped (never a misleading "0")."""
-    text = f"{Decimal(int(wei)) / WEI_PER_ETH:.9f}".rstrip("0").rstrip(".")
-    if text in ("0", "-0") and wei != 0:
-        return f"{Decimal(int(wei)) / WEI_PER_ETH:.18f}".rstrip("0")
-    return text
-
-
-DEFAULT_MIN_WEI = parse_eth(DEFAULT_MIN_ETH, "DEFAULT_MIN_ETH")
-DEFAULT_WARN_WEI = parse_eth(DEFAULT_WARN_ETH, "DEFAULT_WARN_ETH")
 DEFAULT_TOPUP_AMOUNT_WEI = parse_eth(DEFAULT_TOPUP_AMOUNT_ETH, "DEFAULT_TOPUP_AMOUNT_ETH")
-
-
-class FundsState(StrEnum):
-    """A publisher's balance against the thresholds."""
-
-    OK = "OK"
-    WARN = "WARN"  # below warn: refill soon
-    CRITICAL = "CRITICAL"  # below min: not enough to rely on for a proposal
-    UNKNOWN = "UNKNOWN"  # the balance could not be read
-
-
-_SEVERITY = {FundsState.OK: 0, FundsState.UNKNOWN: 0, FundsState.WARN: 1, FundsState.CRITICAL: 2}
-
-
-def severity(state: FundsState) -> int:
-    """0 for OK/UNKNOWN, 1 for WARN, 2 for CRITICAL."""
-    return _SEVERITY[state]
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Balance thresholds in wei: CRITICAL below `min_wei`, WARN below `warn_wei`, else OK."""
-
-    min_wei: int = DEFAULT_MIN_WEI
-    warn_wei: int = DEFAULT_WARN_WEI
-
-    def __post_init__(self) -> None:
-        if self.min_wei < 0:
-            raise InputError(f"minimum balance must not be negative (got {format_eth(self.min_wei)} ETH)")
-        if self.warn_wei < self.min_wei:
-            raise InputError(
-                f"warn threshold {format_eth(self.warn_wei)} ETH is below the minimum "
-                f"{format_eth(self.min_wei)} ETH"
-            )
-
-    @classmethod
-    def from_eth(
-        cls,
-        min_eth: str = DEFAULT_MIN_ETH,
-        warn_eth: str = DEFAULT_WARN_ETH,
-        *,
-        flags: tuple[str, str] = ("--min", "--warn"),
-    ) -> Thresholds:
-        """Thresholds from ETH amounts as given on the command line (`flags` name them in errors)."""
-        return cls(parse_eth(min_eth, flags[0]), parse_eth(warn_eth, flags[1]))
-
-    def state(self, balance_wei: int | None) -> FundsState:
-        """The state of a publisher holding `balance_wei` (None: unknown)."""
-        if balance_wei is None:
-            return FundsState.UNKNOWN
-        if balance_wei < self.min_wei:
-            return FundsState.CRITICAL
-        if balance_wei < self.warn_wei:
-            return FundsState.WARN
-        return FundsState.OK
 
 
 # --- the guard before sending ---------------------------------------------------------------------------
@@ -277,7 +186,7 @@ class FundsWatcher:
         interval_s: float = DEFAULT_CHECK_INTERVAL_S,
         topup: TopUpPolicy | None = None,
         funding_account: LocalAccount | None = None,
-        alerter: Alerter | None = None,
+        alerter: AlertSink = NULL_ALERTER,
         max_fee_per_gas: Callable[[], int] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -550,8 +459,6 @@ class FundsWatcher:
 
     def notify(self) -> None:
         """Send low-balance alerts and recovery notices for the current readings (the alerter dedupes)."""
-        if self.alerter is None:
-            return
         for r in self.snapshot().values():
             if r.balance_wei is None:
                 continue

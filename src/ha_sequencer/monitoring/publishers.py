@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from eth_utils import to_checksum_address
 
 from ha_sequencer.errors import InputError
-from ha_sequencer.monitoring.funds import FundsError, short_eth
+from ha_sequencer.monitoring.eth import short_eth
+from ha_sequencer.monitoring.funds import FundsError
 
 
 class NoPublisherAvailable(FundsError):

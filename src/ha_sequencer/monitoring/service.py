@@ -1,5 +1,9 @@
 """The node's funds service: balance watcher, publisher choice per submission and alerts, behind a few calls.
 
+The node always holds one, so no caller asks whether it exists: without `--alert-webhook` its alerter is a
+`NullAlerter`, and an attester whose keystore names no publisher pays with itself (a one-account pool).
+It is what `node.publisher.PublisherAccounts` and `node.scheduler.SignatureAlerts` describe.
+
 What the node does with it (see `FundsService` methods):
 - construct once from the keystore (`from_keystore`) with the node's Prometheus registry;
 - start `run` in its nursery (first balance check, then the timer; alert delivery; pending-tx reaper);
@@ -19,21 +23,19 @@ from typing import TYPE_CHECKING, Any
 import trio
 from eth_utils import to_checksum_address
 
-from ha_sequencer.monitoring.alerts import Alerter, watch_health
+from ha_sequencer.monitoring.alerts import AlertSink, make_alerter, watch_health
+from ha_sequencer.monitoring.eth import parse_eth
 from ha_sequencer.monitoring.funds import (
     DEFAULT_CHECK_INTERVAL_S,
-    DEFAULT_MIN_ETH,
     DEFAULT_TOPUP_AMOUNT_ETH,
-    DEFAULT_WARN_ETH,
     FundsError,
     FundsWatcher,
     InsufficientFunds,
-    Thresholds,
     TopUpPolicy,
     max_cost,
-    parse_eth,
 )
 from ha_sequencer.monitoring.publishers import NoPublisherAvailable, PublisherPool
+from ha_sequencer.monitoring.thresholds import DEFAULT_MIN_ETH, DEFAULT_WARN_ETH, Thresholds
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -78,11 +80,7 @@ class FundsService:
         self.wallet = wallet
         self._by_attester = {to_checksum_address(a): list(accounts) for a, accounts in publishers.items()}
         self._accounts = {p.address: p for accounts in self._by_attester.values() for p in accounts}
-        self.alerter = (
-            Alerter(settings.alert_webhook, node_id=node_id, registry=registry)
-            if settings.alert_webhook
-            else None
-        )
+        self.alerter: AlertSink = make_alerter(settings.alert_webhook, node_id=node_id, registry=registry)
         topup = None
         if settings.topup_threshold_eth is not None:
             topup = TopUpPolicy(
@@ -219,30 +217,28 @@ class FundsService:
         """The /status `funds` object."""
         section = self.watcher.status_section()
         section["pending"] = {a: p.tx_hash for a, p in self.pool.pending().items()}
-        section["alerts"] = self.alerter.active() if self.alerter is not None else None
+        section["alerts"] = self.alerter.active()
         return section
 
-    # --- duty alerts (no-ops without --alert-webhook) ----------------------------------------------------
+    # --- duty alerts (dropped by the null alerter without --alert-webhook) ---------------------------------
 
     def duty_missed(self, attester: str, slot: int, duty: str, why: str = "") -> None:
         """Alert: a duty of the identity did not happen or did not land on L1."""
-        if self.alerter is not None:
-            self.alerter.duty_missed(attester, slot, duty, why)
+        self.alerter.duty_missed(attester, slot, duty, why)
 
     def duty_done(self, attester: str, slot: int, duty: str) -> None:
         """Recovery of a missed-duty alert."""
-        if self.alerter is not None:
-            self.alerter.duty_done(attester, slot, duty)
+        self.alerter.duty_done(attester, slot, duty)
 
-    def signature_refused(self, attester: str, slot: int, duty: str, existing_digest: bytes | None) -> None:
+    def signature_refused(
+        self, attester: str, slot: int, duty: str, *, existing_digest: bytes | None = None
+    ) -> None:
         """Alert: the guard refused a different message for an already signed duty."""
-        if self.alerter is not None:
-            self.alerter.signature_refused(attester, slot, duty, existing_digest=existing_digest)
+        self.alerter.signature_refused(attester, slot, duty, existing_digest=existing_digest)
 
     def signature_ok(self, attester: str, slot: int, duty: str) -> None:
         """Recovery of a refused-signature alert."""
-        if self.alerter is not None:
-            self.alerter.signature_ok(attester, duty=duty, slot=slot)  # note: the alerter takes duty first
+        self.alerter.signature_ok(attester, slot, duty)
 
     # --- tasks --------------------------------------------------------------------------------------------
 
@@ -254,11 +250,10 @@ class FundsService:
     ) -> None:
         """Alert delivery, the balance timer (first check before `started()`), the reaper, health alerts."""
         async with trio.open_nursery() as n:
-            if self.alerter is not None:
-                await n.start(self.alerter.run)
+            await n.start(self.alerter.run)
             await n.start(self.watcher.run)
             n.start_soon(self._reap)
-            if self.alerter is not None and status_report is not None:
+            if status_report is not None:
                 n.start_soon(watch_health, self.alerter, status_report)
             task_status.started()
 

@@ -137,7 +137,7 @@ class Node:
         # attester → every publisher this node may pay gas with (split keystores hold one; the attester
         # itself when the keystore names none); FundsService picks one per submission
         self.publishers = {v.attester.address: list(v.publishers) or [v.attester] for v in self.validators}
-        # publisher balances on a timer, the per-submission publisher choice, webhook alerts (issue 7)
+        # publisher balances on a timer, the per-submission publisher choice, webhook alerts
         self.funds = FundsService.from_keystore(
             keystore,
             config.l1_rpc_urls,
@@ -278,7 +278,6 @@ class Node:
             guard=self.guard,
             clock=clock,
             metrics=self.metrics,
-            accounts={a: accounts[0] for a, accounts in self.publishers.items()},
             funds=self.funds,
         )
         gossip = GossipNode(

@@ -1,4 +1,4 @@
-"""`ha-sequencer node …`: run a sequencer node (issue 5)."""
+"""`ha-sequencer node …`: run a sequencer node."""
 
 from __future__ import annotations
 
@@ -7,13 +7,9 @@ from pathlib import Path
 import typer
 
 from ha_sequencer.cli_options import RollupAddress
-from ha_sequencer.monitoring.funds import (
-    DEFAULT_CHECK_INTERVAL_S,
-    DEFAULT_MIN_ETH,
-    DEFAULT_TOPUP_AMOUNT_ETH,
-    DEFAULT_WARN_ETH,
-)
+from ha_sequencer.monitoring.funds import DEFAULT_CHECK_INTERVAL_S, DEFAULT_TOPUP_AMOUNT_ETH
 from ha_sequencer.monitoring.service import FundsSettings
+from ha_sequencer.monitoring.thresholds import DEFAULT_MIN_ETH, DEFAULT_WARN_ETH
 from ha_sequencer.node.config import DEFAULT_HTTP_PORT, DEFAULT_NETWORK, DEFAULT_P2P_PORT, build_config
 
 app = typer.Typer(help="Run a sequencer node.", no_args_is_help=True)

@@ -1,4 +1,4 @@
-"""The node's configuration: flags/env parsed once into a frozen `NodeConfig` (DESIGN.md: Node; issue 5)."""
+"""The node's configuration: flags/env parsed once into a frozen `NodeConfig` (DESIGN.md: Node)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 
 from ha_sequencer.errors import InputError
 from ha_sequencer.monitoring.alerts import check_webhook_url
-from ha_sequencer.monitoring.funds import Thresholds, parse_eth
+from ha_sequencer.monitoring.eth import parse_eth
 from ha_sequencer.monitoring.service import FundsSettings
+from ha_sequencer.monitoring.thresholds import Thresholds
 from ha_sequencer.redact import redact_dsn, redact_endpoint
 
 DEFAULT_HTTP_PORT = 8080
@@ -133,7 +134,7 @@ class NodeConfig:
     keystore_password_file: Path | None = None
     keystore_password: str | None = field(default=None, repr=False)
     lease_s: float | None = None
-    # publisher balance thresholds, top-ups and the alert webhook (issue 7)
+    # publisher balance thresholds, top-ups and the alert webhook
     funds: FundsSettings = FundsSettings()
 
     @property

@@ -6,7 +6,7 @@ Every attester signature goes through the duty guard (DESIGN.md: High availabili
 - Adopted: a twin died mid-duty; finish *its* message (the stored payload), never ours.
 - Busy / Refused for a proposal: a twin holds it; stand by as backup publisher of the twin's block.
 - Refused / BelowWatermark / LostClaim / StoreUnavailable: sign nothing; counted. A refused attestation also
-  raises a webhook alert (cleared by the next attestation signed normally).
+  raises an alert through `SignatureAlerts` (cleared by the next attestation signed normally).
 """
 
 from __future__ import annotations
@@ -15,17 +15,21 @@ import logging
 import struct
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, assert_never
 
 import trio
 
 from ha_sequencer.ha.outcomes import (
     Adopted,
+    BelowWatermark,
     Busy,
     DutyType,
+    LostClaim,
     NewSignature,
     Outcome,
     Refused,
     SameData,
+    StoreUnavailable,
     outcome_label,
     signature_of,
 )
@@ -74,6 +78,20 @@ def attestation_payload(slot: int, archive: bytes) -> bytes:
 def decode_attestation_payload(payload: bytes) -> tuple[int, bytes]:
     """Inverse of `attestation_payload`."""
     return _ATTESTATION_PAYLOAD.unpack(payload)
+
+
+class SignatureAlerts(Protocol):
+    """Where a refused attestation is reported (`monitoring.service.FundsService`; return values unused)."""
+
+    def signature_refused(
+        self, attester: str, slot: int, duty: str, *, existing_digest: bytes | None = None
+    ) -> object:
+        """The guard refused a different message for an already signed duty."""
+        ...
+
+    def signature_ok(self, attester: str, slot: int, duty: str) -> object:
+        """A duty of that kind was signed normally again."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -159,7 +177,7 @@ class Scheduler:
         metrics: NodeMetrics,
         identities: Sequence[Identity],
         publish_gossip: Callable[[str, bytes], Awaitable[None]],
-        alerts=None,
+        alerts: SignatureAlerts,
     ) -> None:
         self.params = params
         self.clock = clock
@@ -172,7 +190,6 @@ class Scheduler:
         self.metrics = metrics
         self.identities = {i.attester: i for i in identities}
         self.publish_gossip = publish_gossip
-        # monitoring.service.FundsService (issue 7): refused-signature alerts; None: no alerts
         self.alerts = alerts
         self.pool = AttestationPool()
         # slot → the proposer's proposal as first seen (from gossip or built here)
@@ -466,13 +483,18 @@ class Scheduler:
         self.metrics.duties.labels(duty=duty_type.value, outcome=outcome_label(outcome)).inc()
         # A refused proposal is routine in HA (a twin signed its own block first); a refused attestation means
         # two different blocks for one slot reached this identity: alert once, recover on the next normal one.
-        if self.alerts is not None and duty_type == DutyType.ATTESTATION:
-            if isinstance(outcome, Refused):
-                self.alerts.signature_refused(
-                    identity.attester, slot, duty_type.value, outcome.existing_digest
-                )
-            elif isinstance(outcome, NewSignature | SameData | Adopted):
-                self.alerts.signature_ok(identity.attester, slot, duty_type.value)
+        if duty_type == DutyType.ATTESTATION:
+            match outcome:
+                case Refused(existing_digest=existing):
+                    self.alerts.signature_refused(
+                        identity.attester, slot, duty_type.value, existing_digest=existing
+                    )
+                case NewSignature() | SameData() | Adopted():
+                    self.alerts.signature_ok(identity.attester, slot, duty_type.value)
+                case BelowWatermark() | Busy() | LostClaim() | StoreUnavailable():
+                    pass  # nothing signed, nothing refused: the condition neither starts nor clears
+                case _:
+                    assert_never(outcome)
         if isinstance(outcome, NewSignature | SameData):
             log.debug(
                 "slot %d: %s signed %s (%s)", slot, identity.attester, duty_type, outcome_label(outcome)
