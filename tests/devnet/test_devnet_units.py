@@ -34,14 +34,6 @@ from ha_sequencer.devnet.watcher import (
 )
 from ha_sequencer.errors import InputError
 from ha_sequencer.l1.client import BlockProposedEvent
-from ha_sequencer.node.wire import (
-    Block,
-    SignedAttestation,
-    SignedBlock,
-    WireError,
-    encode_attestation,
-    encode_signed_block,
-)
 from ha_sequencer.protocol.constants import NetworkParams
 from ha_sequencer.protocol.messages import (
     Attestation,
@@ -50,6 +42,14 @@ from ha_sequencer.protocol.messages import (
     attestation_digest,
     proposal_digest,
     sign_digest,
+)
+from ha_sequencer.protocol.wire import (
+    Block,
+    SignedAttestation,
+    SignedBlock,
+    WireError,
+    encode_attestation,
+    encode_signed_block,
 )
 
 PARAMS = NetworkParams(

@@ -27,7 +27,7 @@ from ha_sequencer.node.config import ConfigError, build_config
 from ha_sequencer.node.localnet import generate_validators, keystore_document, write_keystore
 from ha_sequencer.node.metrics import NodeMetrics
 from ha_sequencer.node.publisher import Publisher
-from ha_sequencer.node.wire import Block, SignedBlock
+from ha_sequencer.protocol.wire import Block, SignedBlock
 
 ETH = 10**18
 SLOT_S = 4

@@ -7,7 +7,7 @@ from eth_account import Account
 
 from ha_sequencer.node.chain import Chain, ChainError, build_block
 from ha_sequencer.node.localnet import signed_transfer
-from ha_sequencer.node.wire import Block
+from ha_sequencer.protocol.wire import Block
 from params_fixtures import PARAMS
 
 ALICE, BOB = Account.from_key(b"\x01" * 32), Account.from_key(b"\x02" * 32)

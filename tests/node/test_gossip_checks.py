@@ -7,14 +7,6 @@ from eth_account import Account
 from ha_sequencer.node.committees import CommitteeCache
 from ha_sequencer.node.gossip_checks import GossipChecks
 from ha_sequencer.node.localnet import signed_transfer
-from ha_sequencer.node.wire import (
-    Block,
-    SignedAttestation,
-    SignedBlock,
-    encode_attestation,
-    encode_signed_block,
-    encode_tx_message,
-)
 from ha_sequencer.p2p.validation import Verdict
 from ha_sequencer.protocol.committee import proposer_for
 from ha_sequencer.protocol.messages import (
@@ -23,6 +15,14 @@ from ha_sequencer.protocol.messages import (
     attestation_digest,
     proposal_digest,
     sign_digest,
+)
+from ha_sequencer.protocol.wire import (
+    Block,
+    SignedAttestation,
+    SignedBlock,
+    encode_attestation,
+    encode_signed_block,
+    encode_tx_message,
 )
 from params_fixtures import PARAMS
 

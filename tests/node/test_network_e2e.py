@@ -19,13 +19,6 @@ from tcp_proxy import TcpProxy
 
 from ha_sequencer.l1.client import RollupClient
 from ha_sequencer.node.localnet import LocalNet, generate_validators, signed_transfer
-from ha_sequencer.node.wire import (
-    Block,
-    SignedAttestation,
-    SignedBlock,
-    encode_attestation,
-    encode_signed_block,
-)
 from ha_sequencer.p2p.gossip import GossipConfig, GossipNode
 from ha_sequencer.p2p.topics import ATTESTATION_TOPIC, PROPOSAL_TOPIC, TX_TOPIC
 from ha_sequencer.protocol.committee import quorum
@@ -35,6 +28,13 @@ from ha_sequencer.protocol.messages import (
     attestation_digest,
     proposal_digest,
     sign_digest,
+)
+from ha_sequencer.protocol.wire import (
+    Block,
+    SignedAttestation,
+    SignedBlock,
+    encode_attestation,
+    encode_signed_block,
 )
 
 pytestmark = pytest.mark.slow

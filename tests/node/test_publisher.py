@@ -14,7 +14,7 @@ from ha_sequencer.ha.store import open_store
 from ha_sequencer.node.clock import SlotClock, SlotTiming
 from ha_sequencer.node.metrics import NodeMetrics
 from ha_sequencer.node.publisher import Publisher
-from ha_sequencer.node.wire import Block, SignedBlock
+from ha_sequencer.protocol.wire import Block, SignedBlock
 
 SLOT_S = 4
 

@@ -18,11 +18,9 @@ from ha_sequencer.l1.client import RollupClient
 from ha_sequencer.node.chain import Chain, build_block
 from ha_sequencer.node.clock import SlotClock, SlotTiming
 from ha_sequencer.node.committees import CommitteeCache
-from ha_sequencer.node.gossip_checks import ProposalMessage, parse_attestation, parse_proposal
 from ha_sequencer.node.metrics import NodeMetrics
 from ha_sequencer.node.scheduler import Identity, Scheduler, attestation_payload
 from ha_sequencer.node.sync import Sync
-from ha_sequencer.node.wire import SignedBlock, encode_signed_block
 from ha_sequencer.p2p.topics import ATTESTATION_TOPIC
 from ha_sequencer.protocol.constants import NetworkParams
 from ha_sequencer.protocol.messages import (
@@ -31,6 +29,13 @@ from ha_sequencer.protocol.messages import (
     attestation_digest,
     proposal_digest,
     sign_digest,
+)
+from ha_sequencer.protocol.wire import (
+    ProposalMessage,
+    SignedBlock,
+    encode_signed_block,
+    parse_attestation,
+    parse_proposal,
 )
 from params_fixtures import PARAMS
 

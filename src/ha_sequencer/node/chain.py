@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ha_sequencer.errors import EXIT_FAILURE_FOUND, HASequencerError
-from ha_sequencer.node.wire import Block
 from ha_sequencer.protocol.block import (
     InvalidTxs,
     SignedTx,
@@ -19,6 +18,7 @@ from ha_sequencer.protocol.block import (
 )
 from ha_sequencer.protocol.constants import NetworkParams
 from ha_sequencer.protocol.state import InvalidBlock, L2State, apply_block, genesis_state
+from ha_sequencer.protocol.wire import Block
 
 # Executions of proposals kept for reuse when the same block arrives again (from L1 sync or a peer)
 _EXECUTION_CACHE = 64

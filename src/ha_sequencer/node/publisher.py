@@ -23,8 +23,8 @@ from ha_sequencer.monitoring.funds import FundsError
 from ha_sequencer.monitoring.service import FundsService
 from ha_sequencer.node.clock import SlotClock
 from ha_sequencer.node.metrics import NodeMetrics
-from ha_sequencer.node.wire import SignedBlock
 from ha_sequencer.protocol.messages import Proposal
+from ha_sequencer.protocol.wire import SignedBlock
 
 log = logging.getLogger(__name__)
 

@@ -32,17 +32,7 @@ from ha_sequencer.ha.outcomes import (
 from ha_sequencer.node.chain import Chain, ChainError, Execution, build_block
 from ha_sequencer.node.clock import SlotClock
 from ha_sequencer.node.committees import CommitteeCache
-from ha_sequencer.node.gossip_checks import AttestationMessage, ProposalMessage, parse_proposal
 from ha_sequencer.node.metrics import NodeMetrics
-from ha_sequencer.node.wire import (
-    Block,
-    SignedAttestation,
-    SignedBlock,
-    decode_block,
-    encode_attestation,
-    encode_block,
-    encode_signed_block,
-)
 from ha_sequencer.p2p.topics import ATTESTATION_TOPIC, PROPOSAL_TOPIC
 from ha_sequencer.protocol.constants import MAX_TXS_PER_BLOCK, NetworkParams
 from ha_sequencer.protocol.messages import (
@@ -51,6 +41,18 @@ from ha_sequencer.protocol.messages import (
     attestation_digest,
     proposal_digest,
     sign_digest,
+)
+from ha_sequencer.protocol.wire import (
+    AttestationMessage,
+    Block,
+    ProposalMessage,
+    SignedAttestation,
+    SignedBlock,
+    decode_block,
+    encode_attestation,
+    encode_block,
+    encode_signed_block,
+    parse_proposal,
 )
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from web3.exceptions import Web3Exception
 from ha_sequencer.l1.errors import L1Error
 from ha_sequencer.node.chain import Chain, ChainError
 from ha_sequencer.node.metrics import NodeMetrics
-from ha_sequencer.node.wire import Block
+from ha_sequencer.protocol.wire import Block
 
 log = logging.getLogger(__name__)
 

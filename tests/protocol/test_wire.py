@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ha_sequencer.node.wire import (
+from ha_sequencer.protocol.wire import (
     Block,
     SignedAttestation,
     SignedBlock,
