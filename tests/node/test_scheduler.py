@@ -15,7 +15,7 @@ from ha_sequencer.ha.guard import DutyGuard
 from ha_sequencer.ha.outcomes import DutyType, StoreUnavailable
 from ha_sequencer.ha.store import open_store
 from ha_sequencer.l1.client import RollupClient
-from ha_sequencer.node.chain import Chain, build_block
+from ha_sequencer.node.chain import Chain
 from ha_sequencer.node.clock import SlotClock, SlotTiming
 from ha_sequencer.node.committees import CommitteeCache
 from ha_sequencer.node.metrics import NodeMetrics
@@ -23,6 +23,7 @@ from ha_sequencer.node.scheduler import Identity, Scheduler, attestation_payload
 from ha_sequencer.node.sync import Sync
 from ha_sequencer.p2p.topics import ATTESTATION_TOPIC
 from ha_sequencer.protocol.constants import NetworkParams
+from ha_sequencer.protocol.execution import build_block
 from ha_sequencer.protocol.messages import (
     Attestation,
     Proposal,

@@ -29,12 +29,13 @@ from ha_sequencer.ha.outcomes import (
     outcome_label,
     signature_of,
 )
-from ha_sequencer.node.chain import Chain, ChainError, Execution, build_block
+from ha_sequencer.node.chain import Chain, ChainError
 from ha_sequencer.node.clock import SlotClock
 from ha_sequencer.node.committees import CommitteeCache
 from ha_sequencer.node.metrics import NodeMetrics
 from ha_sequencer.p2p.topics import ATTESTATION_TOPIC, PROPOSAL_TOPIC
 from ha_sequencer.protocol.constants import MAX_TXS_PER_BLOCK, NetworkParams
+from ha_sequencer.protocol.execution import Execution, build_block
 from ha_sequencer.protocol.messages import (
     Attestation,
     Proposal,
