@@ -50,7 +50,7 @@ def _fresh_slot(rollup) -> int:
 
 def _signed(rollup, slot: int) -> tuple[str, SignedBlock, list[bytes]]:
     b = rollup.sign_block(slot)
-    block = Block(slot, b.proposal.parent_archive, b.proposal.archive, b.fee_recipient, b.txs)
+    block = Block(slot, b.proposal.parent_archive, b.proposal.archive, b.proposal.fee_recipient, b.txs)
     return rollup.proposer(slot), SignedBlock(block, b.proposer_signature), b.attestations
 
 

@@ -26,7 +26,6 @@ from ha_sequencer.protocol.constants import NetworkParams
 from ha_sequencer.protocol.execution import build_block
 from ha_sequencer.protocol.messages import (
     Attestation,
-    Proposal,
     attestation_digest,
     proposal_digest,
     sign_digest,
@@ -115,7 +114,7 @@ def _proposal(params: NetworkParams, chain: Chain, slot: int, signer) -> Proposa
         params, chain.state, slot=slot, parent_archive=chain.tip.archive, txs=[], fee_recipient=bytes(32)
     )
     b = execution.block
-    digest = proposal_digest(params, Proposal(slot, b.parent_archive, b.archive, b.txs_hash))
+    digest = proposal_digest(params, b.proposal)
     return parse_proposal(params, encode_signed_block(SignedBlock(b, sign_digest(signer, digest))))
 
 

@@ -23,7 +23,6 @@ from ha_sequencer.monitoring.funds import FundsError
 from ha_sequencer.monitoring.service import FundsService
 from ha_sequencer.node.clock import SlotClock
 from ha_sequencer.node.metrics import NodeMetrics
-from ha_sequencer.protocol.messages import Proposal
 from ha_sequencer.protocol.wire import SignedBlock
 
 log = logging.getLogger(__name__)
@@ -160,7 +159,7 @@ class Publisher:
         record,
     ) -> bool:
         block = signed.block
-        proposal = Proposal(slot, block.parent_archive, block.archive, block.txs_hash)
+        proposal = block.proposal
         gas = propose_gas_limit(len(attestations), len(block.txs))
         funds = self.funds
         if funds is None:
@@ -197,7 +196,6 @@ class Publisher:
                 signed.signature,
                 attestations,
                 block.txs,
-                fee_recipient=block.fee_recipient,
                 gas=gas,
             )
             if funds is not None:

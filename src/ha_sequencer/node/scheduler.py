@@ -38,7 +38,6 @@ from ha_sequencer.protocol.constants import MAX_TXS_PER_BLOCK, NetworkParams
 from ha_sequencer.protocol.execution import Execution, build_block
 from ha_sequencer.protocol.messages import (
     Attestation,
-    Proposal,
     attestation_digest,
     proposal_digest,
     sign_digest,
@@ -262,9 +261,7 @@ class Scheduler:
             fee_recipient=identity.fee_recipient,
         )
         block = execution.block
-        digest = proposal_digest(
-            self.params, Proposal(slot, block.parent_archive, block.archive, block.txs_hash)
-        )
+        digest = proposal_digest(self.params, block.proposal)
         outcome = await self._sign(identity, slot, DutyType.BLOCK_PROPOSAL, digest, encode_block(block))
         record.outcome = outcome_label(outcome)
         signature = signature_of(outcome)

@@ -122,7 +122,7 @@ class Sync:
             slot=event.slot,
             parent_archive=event.proposal.parent_archive,
             archive=event.archive,
-            fee_recipient=event.fee_recipient,
+            fee_recipient=event.proposal.fee_recipient,
             txs=event.txs,
         )
         applied = self.chain.append(

@@ -7,6 +7,12 @@ Layouts (big-endian; the first byte is the wire version):
 The signer of a proposal or attestation is recovered from its EIP-712 signature, never sent: `parse_proposal`
 and `parse_attestation` return the decoded message with its signer and digest. Shared by the node, the
 devnet watcher, monitoring and the tests, so every reader decodes one definition.
+
+Every byte is covered by the signature or fixed by the decoder, so a copy altered in transit never recovers
+to the original signer: the version byte must be 1, the u32 length must equal the bytes that follow, the
+signature must be canonical (v 27/28, low s), and the signed Proposal holds the slot, both archives, the fee
+recipient and txsHash = keccak256(txs) (`Block.proposal`); an attestation signs (slot, archive); a tx signs
+all of its fields.
 """
 
 from __future__ import annotations
@@ -52,6 +58,11 @@ class Block:
     def txs_hash(self) -> bytes:
         """keccak256 of the txs calldata (what the Proposal signs)."""
         return keccak(self.txs)
+
+    @property
+    def proposal(self) -> Proposal:
+        """The EIP-712 Proposal its proposer signs: it covers every field of the block."""
+        return Proposal(self.slot, self.parent_archive, self.archive, self.txs_hash, self.fee_recipient)
 
 
 @dataclass(frozen=True)
@@ -189,8 +200,7 @@ class AttestationMessage:
 def parse_proposal(params: NetworkParams, data: bytes) -> ProposalMessage:
     """Decode a proposal and recover its signer (raises WireError / InvalidSignature)."""
     signed = decode_signed_block(data)
-    b = signed.block
-    digest = proposal_digest(params, Proposal(b.slot, b.parent_archive, b.archive, b.txs_hash))
+    digest = proposal_digest(params, signed.block.proposal)
     return ProposalMessage(signed, recover_signer(digest, signed.signature), digest)
 
 
