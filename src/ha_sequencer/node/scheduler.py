@@ -64,6 +64,9 @@ BACKUP_WAIT = 0.5  # a yielding HA twin waits this long for the holder's proposa
 ATTEST_UNTIL = 0.8  # attestations after this cannot make it into an L1 block of this slot
 
 RECORDS_KEPT = 512  # slots of per-slot timings kept for /status and benchmarks
+# Distinct proposals of one slot's proposer kept (more means it equivocates): an invalid one seen first must
+# not shadow the valid one, yet an equivocating proposer cannot make us re-execute without end.
+PROPOSALS_PER_SLOT = 4
 
 _ATTESTATION_PAYLOAD = struct.Struct(">Q32s")
 
@@ -177,9 +180,12 @@ class Scheduler:
         # monitoring.service.FundsService (issue 7): refused-signature alerts; None: no alerts
         self.alerts = alerts
         self.pool = AttestationPool()
-        # slot → the proposer's proposal as first seen (from gossip or built here)
-        self.proposals: dict[int, ProposalMessage] = {}
+        # slot → digest → the slot proposer's distinct proposals in arrival order (from gossip or built here)
+        self.proposals: dict[int, dict[bytes, ProposalMessage]] = {}
         self._proposal_arrived = trio.Event()
+        # slot → set when the attester task of the slot's latest proposal is done: the next one waits for it,
+        # so proposals are tried in arrival order and the first that re-executes correctly is attested
+        self._attest_turn: dict[int, trio.Event] = {}
         self._attested: set[tuple[int, str]] = set()
         self.records: dict[int, SlotRecord] = {}
         self.current_role = "idle"
@@ -213,6 +219,7 @@ class Scheduler:
         self.pool.prune(slot - 2)
         for s in [s for s in self.proposals if s < slot - 2]:
             del self.proposals[s]
+            self._attest_turn.pop(s, None)
         self._attested = {k for k in self._attested if k[0] >= slot - 2}
         for s in [s for s in self.records if s < slot - RECORDS_KEPT]:
             del self.records[s]
@@ -307,9 +314,9 @@ class Scheduler:
         msg = None
         with trio.move_on_at(self.clock.slot_deadline(slot, BACKUP_WAIT)):
             while msg is None:
-                seen = self.proposals.get(slot)
-                if seen is not None and seen.proposer == identity.attester:
-                    msg = seen
+                seen = [p for p in self.proposals.get(slot, {}).values() if p.proposer == identity.attester]
+                if seen:
+                    msg = seen[0]
                 else:
                     await self._proposal_arrived.wait()
         if msg is None:
@@ -359,12 +366,18 @@ class Scheduler:
 
     def _note_proposal(self, msg: ProposalMessage) -> None:
         slot = msg.signed.block.slot
-        first = self.proposals.setdefault(slot, msg)
-        if first is msg:
-            self._proposal_arrived.set()
-            self._proposal_arrived = trio.Event()
-            if self._duties is not None and not self.stopping:
-                self._duties.start_soon(self._attest, msg)
+        if msg.proposer != self.committees.proposer(slot):
+            return  # only the slot's proposer may fill the slot's places
+        seen = self.proposals.setdefault(slot, {})
+        if msg.digest in seen or len(seen) >= PROPOSALS_PER_SLOT:
+            return
+        seen[msg.digest] = msg
+        self._proposal_arrived.set()
+        self._proposal_arrived = trio.Event()
+        if self._duties is not None and not self.stopping:
+            previous = self._attest_turn.get(slot)
+            done = self._attest_turn[slot] = trio.Event()
+            self._duties.start_soon(self._attest_in_turn, msg, previous, done)
 
     def on_proposal_nowait(self, msg: ProposalMessage) -> None:
         """A valid proposal arrived from gossip: attest in the background."""
@@ -374,6 +387,16 @@ class Scheduler:
         """A valid attestation arrived from gossip."""
         att = msg.attestation
         self.pool.add(att.slot, att.archive, msg.attester, att.signature)
+
+    async def _attest_in_turn(
+        self, msg: ProposalMessage, previous: trio.Event | None, done: trio.Event
+    ) -> None:
+        try:
+            if previous is not None:
+                await previous.wait()
+            await self._attest(msg)
+        finally:
+            done.set()
 
     async def _attest(self, msg: ProposalMessage) -> None:
         block = msg.signed.block
