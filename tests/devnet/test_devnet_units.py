@@ -34,14 +34,6 @@ from ha_sequencer.devnet.watcher import (
 )
 from ha_sequencer.errors import InputError
 from ha_sequencer.l1.client import BlockProposedEvent
-from ha_sequencer.node.wire import (
-    Block,
-    SignedAttestation,
-    SignedBlock,
-    WireError,
-    encode_attestation,
-    encode_signed_block,
-)
 from ha_sequencer.protocol.constants import NetworkParams
 from ha_sequencer.protocol.messages import (
     Attestation,
@@ -50,6 +42,14 @@ from ha_sequencer.protocol.messages import (
     attestation_digest,
     proposal_digest,
     sign_digest,
+)
+from ha_sequencer.protocol.wire import (
+    Block,
+    SignedAttestation,
+    SignedBlock,
+    WireError,
+    encode_attestation,
+    encode_signed_block,
 )
 
 PARAMS = NetworkParams(
@@ -138,7 +138,7 @@ def test_pid_checks_guard_against_reused_pids() -> None:
 
 def _signed_block(slot: int, archive: bytes, signer=HA) -> bytes:
     block = Block(slot, b"\x11" * 32, archive, bytes(32), b"")
-    digest = proposal_digest(PARAMS, Proposal(slot, block.parent_archive, archive, block.txs_hash))
+    digest = proposal_digest(PARAMS, block.proposal)
     return encode_signed_block(SignedBlock(block, sign_digest(signer, digest)))
 
 
@@ -178,7 +178,7 @@ def test_sightings_recover_the_signer_and_reject_garbage() -> None:
 
 
 def _event(slot: int, proposer: str, attesters: tuple[str, ...], archive: bytes = b"\x01" * 32):
-    proposal = Proposal(slot, bytes(32), archive, keccak(b""))
+    proposal = Proposal(slot, bytes(32), archive, keccak(b""), bytes(32))
     return BlockProposedEvent(
         slot=slot,
         block_number=slot,
@@ -187,7 +187,6 @@ def _event(slot: int, proposer: str, attesters: tuple[str, ...], archive: bytes 
         publisher=proposer,
         attesters=attesters,
         proposal=proposal,
-        fee_recipient=bytes(32),
         txs=b"",
         l1_block_number=100 + slot,
         l1_tx_hash=bytes(32),

@@ -39,7 +39,6 @@ def test_failover_when_first_endpoint_is_dead(rollup) -> None:
         block.proposer_signature,
         block.attestations,
         block.txs,
-        fee_recipient=block.fee_recipient,
     )
     assert client.wait_receipt(tx, 10)["status"] == 1
     assert [e.slot for e in client.block_proposed_events(0)] == [1]

@@ -11,7 +11,7 @@ from eth_utils import keccak
 from ha_sequencer.l1 import errors as E
 from ha_sequencer.l1.localnet import LocalRollup, deploy_local_rollup
 from ha_sequencer.protocol.committee import quorum
-from ha_sequencer.protocol.messages import Proposal, proposal_digest, sign_digest
+from ha_sequencer.protocol.messages import PROPOSAL_TYPEHASH, Proposal, proposal_digest, sign_digest
 
 SLOT = 60  # long slots: "current slot" stays put while a test runs
 
@@ -42,7 +42,7 @@ def test_valid_propose_lands_and_emits_event(rollup: LocalRollup) -> None:
     assert event.proposer == rollup.proposer(1) and event.publisher == publisher.address
     committee = rollup.committee(0)
     assert list(event.attesters) == committee[: quorum(len(committee))]
-    assert event.txs == b"\x01\x02tx-bytes" and event.fee_recipient == b"\x11" * 32
+    assert event.txs == b"\x01\x02tx-bytes" and event.proposal.fee_recipient == b"\x11" * 32
     assert event.proposal == block.proposal
 
 
@@ -60,8 +60,8 @@ def test_lost_race_mined_tx_is_decoded_from_the_receipt(rollup: LocalRollup) -> 
     block = rollup.sign_block(1)
     c = rollup.client
     args = (block.proposal, block.proposer_signature, block.attestations, block.txs)
-    first = c.propose(rollup.anvil.accounts[1], *args, fee_recipient=block.fee_recipient, gas=1_000_000)
-    second = c.propose(rollup.anvil.accounts[2], *args, fee_recipient=block.fee_recipient, gas=1_000_000)
+    first = c.propose(rollup.anvil.accounts[1], *args, gas=1_000_000)
+    second = c.propose(rollup.anvil.accounts[2], *args, gas=1_000_000)
     assert c.wait_receipt(first, 10)["status"] == 1
     with pytest.raises(E.SlotAlreadyInChain):
         c.wait_receipt(second, 10)
@@ -75,6 +75,20 @@ def test_wrong_proposer(rollup: LocalRollup) -> None:
     with pytest.raises(E.InvalidProposer) as info:
         rollup.propose(dataclasses.replace(block, proposer_signature=sig))
     assert info.value.expected == rollup.proposer(1) and info.value.signer == not_proposer
+
+
+def test_a_gossiped_quorum_resubmitted_with_another_fee_recipient_reverts(rollup: LocalRollup) -> None:
+    """Front-running: the proposer's signed block and its quorum, resent paying someone else, cannot land."""
+    block = rollup.sign_block(1, txs=b"fees", fee_recipient=b"\x11" * 32)
+    stolen = dataclasses.replace(block.proposal, fee_recipient=b"\x66" * 32)
+    # the proposer signature no longer recovers to the proposer (the revert names whom it recovers to)
+    with pytest.raises(E.InvalidProposer) as info:
+        rollup.propose(dataclasses.replace(block, proposal=stolen))
+    assert info.value.expected == rollup.proposer(1) and info.value.signer != rollup.proposer(1)
+    assert rollup.client.tips().block_number == 0
+    receipt = rollup.propose(block)  # the genuine one still lands
+    [event] = rollup.client.block_proposed_events(receipt["blockNumber"], receipt["blockNumber"])
+    assert event.proposal.fee_recipient == b"\x11" * 32
 
 
 @pytest.mark.parametrize(
@@ -187,17 +201,22 @@ def test_chain_of_blocks_across_epochs(rollup: LocalRollup) -> None:
 def test_contract_digests_match_python(rollup: LocalRollup) -> None:
     from ha_sequencer.protocol.messages import Attestation, attestation_digest
 
-    p = Proposal(slot=7, parent_archive=b"\x01" * 32, archive=b"\x02" * 32, txs_hash=b"\x03" * 32)
+    p = Proposal(7, b"\x01" * 32, b"\x02" * 32, txs_hash=b"\x03" * 32, fee_recipient=b"\x04" * 32)
+    other_recipient = dataclasses.replace(p, fee_recipient=b"\x05" * 32)
     a = Attestation(slot=7, archive=b"\x02" * 32)
     view = rollup.client._call(
         "digests",
         lambda w3, c: (
             c.functions.hashProposal(p.as_abi()).call(),
+            c.functions.hashProposal(other_recipient.as_abi()).call(),
             c.functions.hashAttestation(a.as_abi()).call(),
+            c.functions.PROPOSAL_TYPEHASH().call(),
         ),
     )
     assert bytes(view[0]) == proposal_digest(rollup.params, p)
-    assert bytes(view[1]) == attestation_digest(rollup.params, a)
+    assert bytes(view[1]) == proposal_digest(rollup.params, other_recipient) != bytes(view[0])
+    assert bytes(view[2]) == attestation_digest(rollup.params, a)
+    assert bytes(view[3]) == PROPOSAL_TYPEHASH
 
 
 def test_before_genesis_is_a_named_error(module_anvil) -> None:
@@ -215,23 +234,23 @@ def test_wrong_committee_calldata(rollup: LocalRollup) -> None:
     wrong = [*right[:-1], outsider(rollup, 0)]
     args = (block.proposal, block.proposer_signature, block.attestations, block.txs)
     with pytest.raises(E.InvalidCommittee) as info:
-        c.propose(rollup.deployer, *args, fee_recipient=block.fee_recipient, committee=wrong)
+        c.propose(rollup.deployer, *args, committee=wrong)
     assert info.value.epoch == 0
     assert c._call("commitment", lambda w3, k: k.functions.getCommitteeCommitment(0).call()) == bytes(32)
-    c.wait_receipt(c.propose(rollup.deployer, *args, fee_recipient=block.fee_recipient, committee=right), 10)
+    c.wait_receipt(c.propose(rollup.deployer, *args, committee=right), 10)
     assert c._call("commitment", lambda w3, k: k.functions.getCommitteeCommitment(0).call()) != bytes(32)
     rollup.warp_to_slot(2)
     second = rollup.sign_block(2)
     args = (second.proposal, second.proposer_signature, second.attestations, second.txs)
     with pytest.raises(E.InvalidCommittee):
-        c.propose(rollup.deployer, *args, fee_recipient=second.fee_recipient, committee=list(reversed(right)))
-    c.wait_receipt(c.propose(rollup.deployer, *args, fee_recipient=second.fee_recipient), 10)
+        c.propose(rollup.deployer, *args, committee=list(reversed(right)))
+    c.wait_receipt(c.propose(rollup.deployer, *args), 10)
 
 
 def test_empty_committee(module_anvil) -> None:
     r = deploy_local_rollup(module_anvil, validators=0, slot_duration=SLOT)
     r.warp_to_slot(1)
-    p = Proposal(slot=1, parent_archive=r.client.tips().archive, archive=b"\x01" * 32, txs_hash=keccak(b""))
+    p = Proposal(1, r.client.tips().archive, b"\x01" * 32, txs_hash=keccak(b""), fee_recipient=bytes(32))
     sig = sign_digest(r.anvil.accounts[1], proposal_digest(r.params, p))
     with pytest.raises(E.EmptyCommittee):
-        r.client.propose(r.deployer, p, sig, [], b"", fee_recipient=bytes(32))
+        r.client.propose(r.deployer, p, sig, [], b"")

@@ -35,8 +35,14 @@ def rollup(module_anvil) -> LocalRollup:
     return r
 
 
-def proposal(slot: int, archive: bytes) -> Proposal:
-    return Proposal(slot=slot, parent_archive=b"\x00" * 32, archive=archive, txs_hash=b"\x0f" * 32)
+def proposal(slot: int, archive: bytes, fee_recipient: bytes = b"\x0e" * 32) -> Proposal:
+    return Proposal(
+        slot=slot,
+        parent_archive=b"\x00" * 32,
+        archive=archive,
+        txs_hash=b"\x0f" * 32,
+        fee_recipient=fee_recipient,
+    )
 
 
 def signed_proposal(r: LocalRollup, signer, p: Proposal) -> bytes:
@@ -70,6 +76,17 @@ def test_duplicate_proposal_slashes_and_pays_reporter(rollup: LocalRollup) -> No
         c.slash_duplicate_proposal(
             reporter, b, signed_proposal(rollup, culprit, b), a, signed_proposal(rollup, culprit, a)
         )
+
+
+def test_two_proposals_that_differ_only_in_fee_recipient_are_an_equivocation(rollup: LocalRollup) -> None:
+    # the fee recipient is signed: one block paying two recipients is two messages for one slot
+    culprit = rollup.validators[3]
+    a, b = proposal(4, b"\xaa" * 32, b"\x01" * 32), proposal(4, b"\xaa" * 32, b"\x02" * 32)
+    tx = rollup.client.slash_duplicate_proposal(
+        rollup.deployer, a, signed_proposal(rollup, culprit, a), b, signed_proposal(rollup, culprit, b)
+    )
+    assert rollup.client.wait_receipt(tx, 10)["status"] == 1
+    assert rollup.client.validator(culprit.address).stake == MIN_STAKE - SLASH
 
 
 def test_duplicate_attestation_slashes_and_schedules_exit_below_min_stake(rollup: LocalRollup) -> None:

@@ -27,7 +27,7 @@ from ha_sequencer.node.config import ConfigError, build_config
 from ha_sequencer.node.localnet import generate_validators, keystore_document, write_keystore
 from ha_sequencer.node.metrics import NodeMetrics
 from ha_sequencer.node.publisher import Publisher
-from ha_sequencer.node.wire import Block, SignedBlock
+from ha_sequencer.protocol.wire import Block, SignedBlock
 
 ETH = 10**18
 SLOT_S = 4
@@ -45,7 +45,7 @@ async def _fresh_slot(params, after: int = 0) -> int:
 
 def _signed(rollup, slot: int) -> tuple[str, SignedBlock, list[bytes]]:
     b = rollup.sign_block(slot)
-    block = Block(slot, b.proposal.parent_archive, b.proposal.archive, b.fee_recipient, b.txs)
+    block = Block(slot, b.proposal.parent_archive, b.proposal.archive, b.proposal.fee_recipient, b.txs)
     return rollup.proposer(slot), SignedBlock(block, b.proposer_signature), b.attestations
 
 

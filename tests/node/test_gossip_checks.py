@@ -7,22 +7,21 @@ from eth_account import Account
 from ha_sequencer.node.committees import CommitteeCache
 from ha_sequencer.node.gossip_checks import GossipChecks
 from ha_sequencer.node.localnet import signed_transfer
-from ha_sequencer.node.wire import (
+from ha_sequencer.p2p.validation import Verdict
+from ha_sequencer.protocol.committee import proposer_for
+from ha_sequencer.protocol.messages import (
+    Attestation,
+    attestation_digest,
+    proposal_digest,
+    sign_digest,
+)
+from ha_sequencer.protocol.wire import (
     Block,
     SignedAttestation,
     SignedBlock,
     encode_attestation,
     encode_signed_block,
     encode_tx_message,
-)
-from ha_sequencer.p2p.validation import Verdict
-from ha_sequencer.protocol.committee import proposer_for
-from ha_sequencer.protocol.messages import (
-    Attestation,
-    Proposal,
-    attestation_digest,
-    proposal_digest,
-    sign_digest,
 )
 from params_fixtures import PARAMS
 
@@ -43,9 +42,7 @@ def _proposer():
 
 def _proposal(signer, slot: int = SLOT, archive: bytes = b"\x11" * 32) -> bytes:
     block = Block(slot, b"\x22" * 32, archive, bytes(32), b"")
-    sig = sign_digest(
-        signer, proposal_digest(PARAMS, Proposal(slot, block.parent_archive, archive, block.txs_hash))
-    )
+    sig = sign_digest(signer, proposal_digest(PARAMS, block.proposal))
     return encode_signed_block(SignedBlock(block, sig))
 
 
@@ -90,3 +87,12 @@ def test_tx_checks() -> None:
     forged[45] ^= 0x01  # change the amount: the signature no longer matches the sender
     assert checks.check_tx(encode_tx_message(bytes(forged)), "peer") is Verdict.REJECT
     assert checks.check_tx(encode_tx_message(stx.encode()[:-1]), "peer") is Verdict.REJECT
+
+
+def test_a_copy_with_the_fee_recipient_swapped_is_not_the_proposers() -> None:
+    # bytes 73..105 of a gossip proposal are its fee recipient: a relay that swaps them must not keep a
+    # signature that still recovers to the proposer, or the copy would shadow the genuine proposal
+    genuine = _proposal(_proposer())
+    forged = genuine[:73] + b"\x77" * 32 + genuine[105:]
+    assert _checks().check_proposal(forged, "peer") is Verdict.REJECT
+    assert _checks().check_proposal(genuine, "peer") is Verdict.ACCEPT

@@ -19,22 +19,21 @@ from tcp_proxy import TcpProxy
 
 from ha_sequencer.l1.client import RollupClient
 from ha_sequencer.node.localnet import LocalNet, generate_validators, signed_transfer
-from ha_sequencer.node.wire import (
-    Block,
-    SignedAttestation,
-    SignedBlock,
-    encode_attestation,
-    encode_signed_block,
-)
 from ha_sequencer.p2p.gossip import GossipConfig, GossipNode
 from ha_sequencer.p2p.topics import ATTESTATION_TOPIC, PROPOSAL_TOPIC, TX_TOPIC
 from ha_sequencer.protocol.committee import quorum
 from ha_sequencer.protocol.messages import (
     Attestation,
-    Proposal,
     attestation_digest,
     proposal_digest,
     sign_digest,
+)
+from ha_sequencer.protocol.wire import (
+    Block,
+    SignedAttestation,
+    SignedBlock,
+    encode_attestation,
+    encode_signed_block,
 )
 
 pytestmark = pytest.mark.slow
@@ -233,8 +232,7 @@ async def _inject_gossip(target_multiaddr: str, key_path: Path, params, validato
         # a proposal for a slot far from now (ignored) and one signed by the wrong proposer
         for s in (slot + 50, slot):
             block = Block(s, bytes(32), archive, bytes(32), b"")
-            p = Proposal(s, block.parent_archive, block.archive, block.txs_hash)
-            psig = sign_digest(stranger, proposal_digest(params, p))
+            psig = sign_digest(stranger, proposal_digest(params, block.proposal))
             await peer.publish(PROPOSAL_TOPIC, encode_signed_block(SignedBlock(block, psig)))
         await trio.sleep(2.0)
 

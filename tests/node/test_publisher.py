@@ -19,7 +19,7 @@ from ha_sequencer.monitoring.service import FundsService
 from ha_sequencer.node.clock import SlotClock, SlotTiming
 from ha_sequencer.node.metrics import NodeMetrics
 from ha_sequencer.node.publisher import Publisher
-from ha_sequencer.node.wire import Block, SignedBlock
+from ha_sequencer.protocol.wire import Block, SignedBlock
 
 SLOT_S = 4
 
@@ -58,7 +58,7 @@ def _fresh_slot(rollup) -> int:
 
 def _signed(rollup, slot: int) -> tuple[str, SignedBlock, list[bytes]]:
     b = rollup.sign_block(slot)
-    block = Block(slot, b.proposal.parent_archive, b.proposal.archive, b.fee_recipient, b.txs)
+    block = Block(slot, b.proposal.parent_archive, b.proposal.archive, b.proposal.fee_recipient, b.txs)
     return rollup.proposer(slot), SignedBlock(block, b.proposer_signature), b.attestations
 
 

@@ -16,22 +16,27 @@ from ha_sequencer.ha.outcomes import DutyType, StoreUnavailable
 from ha_sequencer.ha.store import open_store
 from ha_sequencer.l1.client import RollupClient
 from ha_sequencer.monitoring.alerts import NullAlerter
-from ha_sequencer.node.chain import Chain, build_block
+from ha_sequencer.node.chain import Chain
 from ha_sequencer.node.clock import SlotClock, SlotTiming
 from ha_sequencer.node.committees import CommitteeCache
-from ha_sequencer.node.gossip_checks import ProposalMessage, parse_attestation, parse_proposal
 from ha_sequencer.node.metrics import NodeMetrics
 from ha_sequencer.node.scheduler import Identity, Scheduler, attestation_payload
 from ha_sequencer.node.sync import Sync
-from ha_sequencer.node.wire import SignedBlock, encode_signed_block
 from ha_sequencer.p2p.topics import ATTESTATION_TOPIC
 from ha_sequencer.protocol.constants import NetworkParams
+from ha_sequencer.protocol.execution import build_block
 from ha_sequencer.protocol.messages import (
     Attestation,
-    Proposal,
     attestation_digest,
     proposal_digest,
     sign_digest,
+)
+from ha_sequencer.protocol.wire import (
+    ProposalMessage,
+    SignedBlock,
+    encode_signed_block,
+    parse_attestation,
+    parse_proposal,
 )
 from params_fixtures import PARAMS
 
@@ -111,7 +116,7 @@ def _proposal(params: NetworkParams, chain: Chain, slot: int, signer) -> Proposa
         params, chain.state, slot=slot, parent_archive=chain.tip.archive, txs=[], fee_recipient=bytes(32)
     )
     b = execution.block
-    digest = proposal_digest(params, Proposal(slot, b.parent_archive, b.archive, b.txs_hash))
+    digest = proposal_digest(params, b.proposal)
     return parse_proposal(params, encode_signed_block(SignedBlock(b, sign_digest(signer, digest))))
 
 
@@ -168,3 +173,46 @@ def test_a_proposal_from_a_clock_slightly_ahead_is_attested_once_its_slot_begins
     trio.run(scheduler._attest, _proposal(params, chain, early, ATTESTER))
     assert [topic for topic, _ in gossiped] == [ATTESTATION_TOPIC]
     assert parse_attestation(params, gossiped[0][1]).attestation.slot == early
+
+
+def test_a_proposal_that_fails_re_execution_does_not_shadow_the_genuine_one(tmp_path: Path) -> None:
+    params = _live_params()
+    clock = SlotClock(SlotTiming(params.genesis_time, params.slot_duration))
+    slot = clock.current_slot()
+    committees = CommitteeCache(params)
+    committees.put(params.epoch_of(slot), [ATTESTER.address])  # proposer and sole committee member
+    chain = Chain(params, [])
+    sync = Sync(RollupClient("http://127.0.0.1:9", params.rollup, timeout=1.0), chain, NodeMetrics())
+    sync.status.synced = True
+    guard = DutyGuard(
+        open_store(f"sqlite:///{tmp_path / 'd.sqlite'}", migrate=True), node_id="n", rollup=params.rollup
+    )
+    gossiped: list[tuple[str, bytes]] = []
+    scheduler = _scheduler(
+        guard, gossiped, params=params, clock=clock, chain=chain, sync=sync, committees=committees
+    )
+    genuine = _proposal(params, chain, slot, ATTESTER)
+    # signed by the slot's proposer, but its archive is not what its txs give on the parent
+    b = genuine.signed.block
+    bad = dataclasses.replace(b, archive=b"\x66" * 32)
+    bad_digest = proposal_digest(params, bad.proposal)
+    invalid = parse_proposal(params, encode_signed_block(SignedBlock(bad, sign_digest(ATTESTER, bad_digest))))
+    assert invalid.proposer == genuine.proposer == ATTESTER.address
+
+    impostor = _proposal(params, chain, slot, Account.from_key(keccak(b"not the proposer")))
+
+    async def deliver() -> None:
+        async with trio.open_nursery() as duties:
+            scheduler._duties = duties
+            scheduler.on_proposal_nowait(impostor)  # takes no place: not the slot's proposer
+            scheduler.on_proposal_nowait(invalid)  # arrives first
+            scheduler.on_proposal_nowait(genuine)
+            scheduler.on_proposal_nowait(invalid)  # a duplicate of a known proposal is not re-executed
+        assert list(scheduler.proposals[slot].values()) == [invalid, genuine]
+
+    trio.run(deliver)
+    assert [topic for topic, _ in gossiped] == [ATTESTATION_TOPIC]
+    msg = parse_attestation(params, gossiped[0][1])
+    assert msg.attester == ATTESTER.address and msg.attestation.archive == genuine.signed.block.archive
+    invalid = scheduler.metrics.duties.labels(duty="attestation", outcome="invalid_proposal")
+    assert invalid._value.get() == 1

@@ -50,11 +50,23 @@ def reference_digest(primary: str, fields: list[tuple[str, str]], message: dict)
 
 
 def test_proposal_digest_matches_eip712_reference() -> None:
-    p = Proposal(slot=12, parent_archive=b"\x01" * 32, archive=b"\x02" * 32, txs_hash=b"\x03" * 32)
+    p = Proposal(12, b"\x01" * 32, b"\x02" * 32, txs_hash=b"\x03" * 32, fee_recipient=b"\x04" * 32)
     ref = reference_digest(
         "Proposal",
-        [("slot", "uint256"), ("parentArchive", "bytes32"), ("archive", "bytes32"), ("txsHash", "bytes32")],
-        {"slot": 12, "parentArchive": b"\x01" * 32, "archive": b"\x02" * 32, "txsHash": b"\x03" * 32},
+        [
+            ("slot", "uint256"),
+            ("parentArchive", "bytes32"),
+            ("archive", "bytes32"),
+            ("txsHash", "bytes32"),
+            ("feeRecipient", "bytes32"),
+        ],
+        {
+            "slot": 12,
+            "parentArchive": b"\x01" * 32,
+            "archive": b"\x02" * 32,
+            "txsHash": b"\x03" * 32,
+            "feeRecipient": b"\x04" * 32,
+        },
     )
     assert proposal_digest(PARAMS, p) == ref
 
@@ -96,7 +108,7 @@ def test_domain_separates_chains_and_rollups() -> None:
 
 
 def test_sign_is_deterministic_and_recovers() -> None:
-    digest = proposal_digest(PARAMS, Proposal(1, b"\x00" * 32, b"\x01" * 32, b"\x02" * 32))
+    digest = proposal_digest(PARAMS, Proposal(1, b"\x00" * 32, b"\x01" * 32, b"\x02" * 32, b"\x03" * 32))
     account = Account.from_key(KEY)
     sig = sign_digest(account, digest)
     assert sig == sign_digest(KEY, digest) == sign_digest("0x" + KEY.hex(), digest)  # RFC 6979
@@ -128,7 +140,9 @@ def test_malformed_signatures_raise(mangle, match) -> None:
 
 def test_bad_field_sizes_raise() -> None:
     with pytest.raises(ValueError, match="archive"):
-        proposal_digest(PARAMS, Proposal(1, b"\x00" * 32, b"\x01" * 31, b"\x02" * 32))
+        proposal_digest(PARAMS, Proposal(1, b"\x00" * 32, b"\x01" * 31, b"\x02" * 32, b"\x03" * 32))
+    with pytest.raises(ValueError, match="fee_recipient"):
+        proposal_digest(PARAMS, Proposal(1, b"\x00" * 32, b"\x01" * 32, b"\x02" * 32, b"\x03" * 20))
     with pytest.raises(ValueError, match="digest"):
         sign_digest(KEY, b"\x00" * 31)
 

@@ -24,18 +24,11 @@ from web3 import Web3
 
 from ha_sequencer.errors import HASequencerError
 from ha_sequencer.l1.build import load_artifact
-from ha_sequencer.node.wire import decode_attestation, decode_signed_block
 from ha_sequencer.p2p.gossip import GossipNode
 from ha_sequencer.p2p.topics import ATTESTATION_TOPIC, PROPOSAL_TOPIC
 from ha_sequencer.p2p.validation import Verdict
 from ha_sequencer.protocol.constants import NetworkParams
-from ha_sequencer.protocol.messages import (
-    Attestation,
-    Proposal,
-    attestation_digest,
-    proposal_digest,
-    recover_signer,
-)
+from ha_sequencer.protocol.wire import parse_attestation, parse_proposal
 
 log = logging.getLogger(__name__)
 
@@ -161,19 +154,18 @@ class SignatureLedger:
 
 def proposal_sighting(params: NetworkParams, data: bytes, from_peer: str) -> Sighting:
     """Decode a gossiped proposal and recover its signer (raises WireError/ValueError when malformed)."""
-    signed = decode_signed_block(data)
-    b = signed.block
-    digest = proposal_digest(params, Proposal(b.slot, b.parent_archive, b.archive, b.txs_hash))
-    signer = recover_signer(digest, signed.signature)
-    return Sighting(signer, b.slot, PROPOSAL, digest, b.archive, signed.signature, from_peer, time.time())
+    msg = parse_proposal(params, data)
+    b, signature = msg.signed.block, msg.signed.signature
+    return Sighting(msg.proposer, b.slot, PROPOSAL, msg.digest, b.archive, signature, from_peer, time.time())
 
 
 def attestation_sighting(params: NetworkParams, data: bytes, from_peer: str) -> Sighting:
     """Decode a gossiped attestation and recover its signer."""
-    att = decode_attestation(data)
-    digest = attestation_digest(params, Attestation(att.slot, att.archive))
-    signer = recover_signer(digest, att.signature)
-    return Sighting(signer, att.slot, ATTESTATION, digest, att.archive, att.signature, from_peer, time.time())
+    msg = parse_attestation(params, data)
+    att = msg.attestation
+    return Sighting(
+        msg.attester, att.slot, ATTESTATION, msg.digest, att.archive, att.signature, from_peer, time.time()
+    )
 
 
 class Watcher:

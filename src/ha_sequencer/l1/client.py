@@ -70,7 +70,7 @@ class ValidatorInfo(NamedTuple):
 
 @dataclass(frozen=True)
 class BlockProposedEvent:
-    """A `BlockProposed` log joined with the `propose` calldata of its transaction (txs, feeRecipient)."""
+    """A `BlockProposed` log joined with the `propose` calldata of its transaction (the proposal, txs)."""
 
     slot: int
     block_number: int
@@ -79,7 +79,6 @@ class BlockProposedEvent:
     publisher: str
     attesters: tuple[str, ...]
     proposal: Proposal
-    fee_recipient: bytes
     txs: bytes
     l1_block_number: int
     l1_tx_hash: bytes
@@ -279,7 +278,6 @@ class RollupClient:
         attestations: Sequence[bytes],
         txs: bytes,
         *,
-        fee_recipient: bytes,
         committee: Sequence[str] | None = None,
         gas: int | None = None,
     ) -> bytes:
@@ -291,7 +289,6 @@ class RollupClient:
         members = list(committee) if committee is not None else self.committee_for_slot(proposal.slot)
         args = (
             proposal.as_abi(),
-            bytes(fee_recipient),
             bytes(proposer_signature),
             [bytes(a) for a in attestations],
             members,
@@ -400,7 +397,7 @@ class RollupClient:
     def block_proposed_events(
         self, from_block: int, to_block: int | str = "latest"
     ) -> list[BlockProposedEvent]:
-        """`BlockProposed` events in the L1 block range, each with txs and feeRecipient from its calldata."""
+        """`BlockProposed` events in the L1 block range, each with the proposal and txs from its calldata."""
         logs = self._call(
             "eth_getLogs",
             lambda w3, c: c.events.BlockProposed.get_logs(from_block=from_block, to_block=to_block),
@@ -420,6 +417,7 @@ class RollupClient:
                 parent_archive=bytes(p["parentArchive"]),
                 archive=bytes(p["archive"]),
                 txs_hash=bytes(p["txsHash"]),
+                fee_recipient=bytes(p["feeRecipient"]),
             )
             a = log["args"]
             events.append(
@@ -431,7 +429,6 @@ class RollupClient:
                     publisher=a["publisher"],
                     attesters=tuple(a["attesters"]),
                     proposal=proposal,
-                    fee_recipient=bytes(inputs["feeRecipient"]),
                     txs=bytes(inputs["txs"]),
                     l1_block_number=log["blockNumber"],
                     l1_tx_hash=bytes(log["transactionHash"]),

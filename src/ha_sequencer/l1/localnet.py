@@ -44,7 +44,6 @@ class SignedBlock:
     proposer_signature: bytes
     attestations: list[bytes]
     txs: bytes
-    fee_recipient: bytes
 
 
 @dataclass
@@ -100,7 +99,13 @@ class LocalRollup:
             parent_archive = self.client.tips().archive
         if archive is None:
             archive = keccak(parent_archive + slot.to_bytes(32, "big") + txs)
-        proposal = Proposal(slot=slot, parent_archive=parent_archive, archive=archive, txs_hash=keccak(txs))
+        proposal = Proposal(
+            slot=slot,
+            parent_archive=parent_archive,
+            archive=archive,
+            txs_hash=keccak(txs),
+            fee_recipient=fee_recipient,
+        )
         proposer = self.key_of(self.proposer(slot))
         committee = self.committee(self.params.epoch_of(slot))
         chosen = list(attesters) if attesters is not None else committee[: quorum(len(committee))]
@@ -111,7 +116,6 @@ class LocalRollup:
             proposer_signature=sign_digest(proposer, proposal_digest(self.params, proposal)),
             attestations=[sign_digest(self.key_of(a), att_digest) for a in chosen],
             txs=txs,
-            fee_recipient=fee_recipient,
         )
 
     def propose(self, block: SignedBlock, publisher: LocalAccount | None = None) -> dict:
@@ -122,7 +126,6 @@ class LocalRollup:
             block.proposer_signature,
             block.attestations,
             block.txs,
-            fee_recipient=block.fee_recipient,
         )
         return self.client.wait_receipt(tx_hash, 30)
 

@@ -29,10 +29,10 @@ from ha_sequencer.node.chain import Chain
 from ha_sequencer.node.clock import SlotClock, SlotTiming
 from ha_sequencer.node.committees import CommitteeCache
 from ha_sequencer.node.config import NodeConfig
-from ha_sequencer.node.gossip_checks import GossipChecks, parse_attestation, parse_proposal, parse_tx
+from ha_sequencer.node.gossip_checks import GossipChecks
 from ha_sequencer.node.http import INVALID_PARAMS, NOT_READY, RpcError, RpcMethod, serve_http
 from ha_sequencer.node.metrics import NodeMetrics
-from ha_sequencer.node.wire import encode_tx_message
+from ha_sequencer.protocol.wire import encode_tx_message, parse_attestation, parse_proposal, parse_tx
 from ha_sequencer.redact import scrub_endpoints
 
 log = logging.getLogger("ha_sequencer.node")

@@ -1,4 +1,4 @@
-"""The node's L2 chain: blocks by number and archive, the tip state, block execution (DESIGN.md: Node)."""
+"""The node's L2 chain: blocks by number and archive, the tip state, executions cached (DESIGN.md: Node)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ha_sequencer.errors import EXIT_FAILURE_FOUND, HASequencerError
-from ha_sequencer.node.wire import Block
-from ha_sequencer.protocol.block import (
-    InvalidTxs,
-    SignedTx,
-    compute_archive,
-    decode_txs,
-    encode_txs,
-    genesis_archive,
-    txs_hash,
-)
+from ha_sequencer.protocol.block import SignedTx, genesis_archive
 from ha_sequencer.protocol.constants import NetworkParams
-from ha_sequencer.protocol.state import InvalidBlock, L2State, apply_block, genesis_state
+from ha_sequencer.protocol.execution import Execution, ExecutionError, execute_block
+from ha_sequencer.protocol.state import L2State, genesis_state
+from ha_sequencer.protocol.wire import Block
 
 # Executions of proposals kept for reuse when the same block arrives again (from L1 sync or a peer)
 _EXECUTION_CACHE = 64
@@ -74,52 +67,6 @@ class ChainBlock:
         }
 
 
-@dataclass(frozen=True)
-class Execution:
-    """The result of re-executing a proposed block on its parent."""
-
-    block: Block
-    txs: tuple[SignedTx, ...]
-    state: L2State
-    state_root: bytes
-
-
-def execute_block(params: NetworkParams, parent_state: L2State, block: Block) -> Execution:
-    """Re-execute `block` on `parent_state`; raises ChainError unless the archive matches (spec: L2 state)."""
-    try:
-        txs = decode_txs(block.txs)
-        state, root = apply_block(parent_state, txs, params=params, fee_recipient=block.fee_recipient)
-    except (InvalidTxs, InvalidBlock) as exc:
-        raise ChainError(f"slot {block.slot}: block 0x{block.archive.hex()[:12]}… is invalid: {exc}") from exc
-    archive = compute_archive(block.parent_archive, block.slot, root, block.txs_hash)
-    if archive != block.archive:
-        raise ChainError(
-            f"slot {block.slot}: re-execution gives archive 0x{archive.hex()[:12]}…, "
-            f"the block claims 0x{block.archive.hex()[:12]}…"
-        )
-    return Execution(block, tuple(txs), state, root)
-
-
-def build_block(
-    params: NetworkParams,
-    parent_state: L2State,
-    *,
-    slot: int,
-    parent_archive: bytes,
-    txs: Sequence[SignedTx],
-    fee_recipient: bytes,
-) -> Execution:
-    """Build a block from selected txs: apply them, compute the archive (ChainError if a tx is invalid)."""
-    txs_bytes = encode_txs(txs)
-    try:
-        state, root = apply_block(parent_state, txs, params=params, fee_recipient=fee_recipient)
-    except InvalidBlock as exc:
-        raise ChainError(f"slot {slot}: building a block failed: {exc}") from exc
-    archive = compute_archive(parent_archive, slot, root, txs_hash(txs_bytes))
-    block = Block(slot, parent_archive, archive, fee_recipient, txs_bytes)
-    return Execution(block, tuple(txs), state, root)
-
-
 class Chain:
     """Blocks applied in order from genesis; the tip state; executions cached by archive."""
 
@@ -170,7 +117,10 @@ class Chain:
         cached = self._executions.get(block.archive)
         if cached is not None and cached.block == block:
             return cached
-        execution = execute_block(self.params, self._state, block)
+        try:
+            execution = execute_block(self.params, self._state, block)
+        except ExecutionError as exc:
+            raise ChainError(str(exc)) from exc
         self.remember(execution)
         return execution
 

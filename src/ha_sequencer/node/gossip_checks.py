@@ -9,72 +9,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ha_sequencer.node.committees import CommitteeCache
-from ha_sequencer.node.wire import (
-    SignedAttestation,
-    SignedBlock,
-    WireError,
-    decode_attestation,
-    decode_signed_block,
-    decode_tx_message,
-)
 from ha_sequencer.p2p.validation import Verdict
-from ha_sequencer.protocol.block import TX_SIZE, InvalidTxs, SignedTx
+from ha_sequencer.protocol.block import TX_SIZE, InvalidTxs
 from ha_sequencer.protocol.constants import MAX_TXS_PER_BLOCK, NetworkParams
-from ha_sequencer.protocol.messages import (
-    Attestation,
-    InvalidSignature,
-    Proposal,
-    attestation_digest,
-    proposal_digest,
-    recover_signer,
-)
+from ha_sequencer.protocol.messages import InvalidSignature
+from ha_sequencer.protocol.wire import WireError, parse_attestation, parse_proposal, parse_tx
 
 log = logging.getLogger(__name__)
 
 # Slots accepted around the local slot: one behind (late delivery near a boundary), one ahead (clock skew).
 SLOT_WINDOW_BEHIND = 1
 SLOT_WINDOW_AHEAD = 1
-
-
-@dataclass(frozen=True)
-class ProposalMessage:
-    """A decoded, signature-checked proposal."""
-
-    signed: SignedBlock
-    proposer: str
-    digest: bytes
-
-
-@dataclass(frozen=True)
-class AttestationMessage:
-    """A decoded, signature-checked attestation."""
-
-    attestation: SignedAttestation
-    attester: str
-    digest: bytes
-
-
-def parse_proposal(params: NetworkParams, data: bytes) -> ProposalMessage:
-    """Decode a proposal and recover its signer (raises WireError / InvalidSignature)."""
-    signed = decode_signed_block(data)
-    b = signed.block
-    digest = proposal_digest(params, Proposal(b.slot, b.parent_archive, b.archive, b.txs_hash))
-    return ProposalMessage(signed, recover_signer(digest, signed.signature), digest)
-
-
-def parse_attestation(params: NetworkParams, data: bytes) -> AttestationMessage:
-    """Decode an attestation and recover its signer (raises WireError / InvalidSignature)."""
-    att = decode_attestation(data)
-    digest = attestation_digest(params, Attestation(att.slot, att.archive))
-    return AttestationMessage(att, recover_signer(digest, att.signature), digest)
-
-
-def parse_tx(params: NetworkParams, data: bytes) -> SignedTx:
-    """Decode a tx message into one signed tx (raises WireError / InvalidTxs)."""
-    return SignedTx.decode(decode_tx_message(data))
 
 
 class GossipChecks:

@@ -28,8 +28,8 @@ from ha_sequencer.l1.errors import L1Error, RollupError, SlotAlreadyInChain, Tra
 from ha_sequencer.monitoring.funds import FundsError
 from ha_sequencer.node.clock import SlotClock
 from ha_sequencer.node.metrics import NodeMetrics
-from ha_sequencer.node.wire import SignedBlock
 from ha_sequencer.protocol.messages import Proposal
+from ha_sequencer.protocol.wire import SignedBlock
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -74,7 +74,6 @@ class RollupL1(Protocol):
         attestations: Sequence[bytes],
         txs: bytes,
         *,
-        fee_recipient: bytes,
         gas: int | None = None,
     ) -> bytes: ...
 
@@ -419,7 +418,7 @@ class Publisher:
     ) -> Sending:
         """Send `propose` from `account`; once sent, the account stays busy until its tx resolves."""
         block = signed.block
-        proposal = Proposal(slot, block.parent_archive, block.archive, block.txs_hash)
+        proposal = block.proposal
         handed_over = False  # True once the publisher accounts know the tx hash
 
         def send() -> bytes:
@@ -430,7 +429,6 @@ class Publisher:
                 signed.signature,
                 attestations,
                 block.txs,
-                fee_recipient=block.fee_recipient,
                 gas=gas,
             )
             self.funds.sent(account.address, tx_hash, slot=slot)

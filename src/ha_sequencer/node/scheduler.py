@@ -33,28 +33,30 @@ from ha_sequencer.ha.outcomes import (
     outcome_label,
     signature_of,
 )
-from ha_sequencer.node.chain import Chain, ChainError, Execution, build_block
+from ha_sequencer.node.chain import Chain, ChainError
 from ha_sequencer.node.clock import SlotClock
 from ha_sequencer.node.committees import CommitteeCache
-from ha_sequencer.node.gossip_checks import AttestationMessage, ProposalMessage, parse_proposal
 from ha_sequencer.node.metrics import NodeMetrics
-from ha_sequencer.node.wire import (
+from ha_sequencer.p2p.topics import ATTESTATION_TOPIC, PROPOSAL_TOPIC
+from ha_sequencer.protocol.constants import MAX_TXS_PER_BLOCK, NetworkParams
+from ha_sequencer.protocol.execution import Execution, build_block
+from ha_sequencer.protocol.messages import (
+    Attestation,
+    attestation_digest,
+    proposal_digest,
+    sign_digest,
+)
+from ha_sequencer.protocol.wire import (
+    AttestationMessage,
     Block,
+    ProposalMessage,
     SignedAttestation,
     SignedBlock,
     decode_block,
     encode_attestation,
     encode_block,
     encode_signed_block,
-)
-from ha_sequencer.p2p.topics import ATTESTATION_TOPIC, PROPOSAL_TOPIC
-from ha_sequencer.protocol.constants import MAX_TXS_PER_BLOCK, NetworkParams
-from ha_sequencer.protocol.messages import (
-    Attestation,
-    Proposal,
-    attestation_digest,
-    proposal_digest,
-    sign_digest,
+    parse_proposal,
 )
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,9 @@ BACKUP_WAIT = 0.5  # a yielding HA twin waits this long for the holder's proposa
 ATTEST_UNTIL = 0.8  # attestations after this cannot make it into an L1 block of this slot
 
 RECORDS_KEPT = 512  # slots of per-slot timings kept for /status and benchmarks
+# Distinct proposals of one slot's proposer kept (more means it equivocates): an invalid one seen first must
+# not shadow the valid one, yet an equivocating proposer cannot make us re-execute without end.
+PROPOSALS_PER_SLOT = 4
 
 _ATTESTATION_PAYLOAD = struct.Struct(">Q32s")
 
@@ -192,9 +197,12 @@ class Scheduler:
         self.publish_gossip = publish_gossip
         self.alerts = alerts
         self.pool = AttestationPool()
-        # slot → the proposer's proposal as first seen (from gossip or built here)
-        self.proposals: dict[int, ProposalMessage] = {}
+        # slot → digest → the slot proposer's distinct proposals in arrival order (from gossip or built here)
+        self.proposals: dict[int, dict[bytes, ProposalMessage]] = {}
         self._proposal_arrived = trio.Event()
+        # slot → set when the attester task of the slot's latest proposal is done: the next one waits for it,
+        # so proposals are tried in arrival order and the first that re-executes correctly is attested
+        self._attest_turn: dict[int, trio.Event] = {}
         self._attested: set[tuple[int, str]] = set()
         self.records: dict[int, SlotRecord] = {}
         self.current_role = "idle"
@@ -228,6 +236,7 @@ class Scheduler:
         self.pool.prune(slot - 2)
         for s in [s for s in self.proposals if s < slot - 2]:
             del self.proposals[s]
+            self._attest_turn.pop(s, None)
         self._attested = {k for k in self._attested if k[0] >= slot - 2}
         for s in [s for s in self.records if s < slot - RECORDS_KEPT]:
             del self.records[s]
@@ -276,9 +285,7 @@ class Scheduler:
             fee_recipient=identity.fee_recipient,
         )
         block = execution.block
-        digest = proposal_digest(
-            self.params, Proposal(slot, block.parent_archive, block.archive, block.txs_hash)
-        )
+        digest = proposal_digest(self.params, block.proposal)
         outcome = await self._sign(identity, slot, DutyType.BLOCK_PROPOSAL, digest, encode_block(block))
         record.outcome = outcome_label(outcome)
         signature = signature_of(outcome)
@@ -324,9 +331,9 @@ class Scheduler:
         msg = None
         with trio.move_on_at(self.clock.slot_deadline(slot, BACKUP_WAIT)):
             while msg is None:
-                seen = self.proposals.get(slot)
-                if seen is not None and seen.proposer == identity.attester:
-                    msg = seen
+                seen = [p for p in self.proposals.get(slot, {}).values() if p.proposer == identity.attester]
+                if seen:
+                    msg = seen[0]
                 else:
                     await self._proposal_arrived.wait()
         if msg is None:
@@ -376,12 +383,18 @@ class Scheduler:
 
     def _note_proposal(self, msg: ProposalMessage) -> None:
         slot = msg.signed.block.slot
-        first = self.proposals.setdefault(slot, msg)
-        if first is msg:
-            self._proposal_arrived.set()
-            self._proposal_arrived = trio.Event()
-            if self._duties is not None and not self.stopping:
-                self._duties.start_soon(self._attest, msg)
+        if msg.proposer != self.committees.proposer(slot):
+            return  # only the slot's proposer may fill the slot's places
+        seen = self.proposals.setdefault(slot, {})
+        if msg.digest in seen or len(seen) >= PROPOSALS_PER_SLOT:
+            return
+        seen[msg.digest] = msg
+        self._proposal_arrived.set()
+        self._proposal_arrived = trio.Event()
+        if self._duties is not None and not self.stopping:
+            previous = self._attest_turn.get(slot)
+            done = self._attest_turn[slot] = trio.Event()
+            self._duties.start_soon(self._attest_in_turn, msg, previous, done)
 
     def on_proposal_nowait(self, msg: ProposalMessage) -> None:
         """A valid proposal arrived from gossip: attest in the background."""
@@ -391,6 +404,16 @@ class Scheduler:
         """A valid attestation arrived from gossip."""
         att = msg.attestation
         self.pool.add(att.slot, att.archive, msg.attester, att.signature)
+
+    async def _attest_in_turn(
+        self, msg: ProposalMessage, previous: trio.Event | None, done: trio.Event
+    ) -> None:
+        try:
+            if previous is not None:
+                await previous.wait()
+            await self._attest(msg)
+        finally:
+            done.set()
 
     async def _attest(self, msg: ProposalMessage) -> None:
         block = msg.signed.block

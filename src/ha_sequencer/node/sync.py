@@ -19,7 +19,7 @@ from web3.exceptions import Web3Exception
 from ha_sequencer.l1.errors import L1Error
 from ha_sequencer.node.chain import Chain, ChainError
 from ha_sequencer.node.metrics import NodeMetrics
-from ha_sequencer.node.wire import Block
+from ha_sequencer.protocol.wire import Block
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class Sync:
             slot=event.slot,
             parent_archive=event.proposal.parent_archive,
             archive=event.archive,
-            fee_recipient=event.fee_recipient,
+            fee_recipient=event.proposal.fee_recipient,
             txs=event.txs,
         )
         applied = self.chain.append(

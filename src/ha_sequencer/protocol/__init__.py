@@ -1,1 +1,2 @@
-"""Protocol v1, pure: constants, messages and EIP-712 digests, committee, L2 state transition. No I/O."""
+"""Protocol v1, pure: constants, signed messages and EIP-712 digests, block containers and their wire
+encodings, committee, block execution and the L2 state transition. No I/O."""

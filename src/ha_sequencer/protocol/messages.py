@@ -27,7 +27,11 @@ from ha_sequencer.protocol.constants import (
 )
 
 DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
-PROPOSAL_TYPE = "Proposal(uint256 slot,bytes32 parentArchive,bytes32 archive,bytes32 txsHash)"
+# Every byte of a proposal a node acts on is in here: the txs through txsHash, the fee recipient directly (the
+# archive commits to it only through the state root, i.e. not at all when the block pays no fees).
+PROPOSAL_TYPE = (
+    "Proposal(uint256 slot,bytes32 parentArchive,bytes32 archive,bytes32 txsHash,bytes32 feeRecipient)"
+)
 ATTESTATION_TYPE = "Attestation(uint256 slot,bytes32 archive)"
 TX_TYPE = "Tx(address from,address to,uint256 amount,uint256 fee,uint256 nonce)"
 
@@ -53,12 +57,14 @@ def _addr_word(address: str) -> bytes:
 
 @dataclass(frozen=True)
 class Proposal:
-    """A proposer's claim: block `archive` on `parent_archive` at `slot`, its txs hashing to `txs_hash`."""
+    """A proposer's claim: block `archive` on `parent_archive` at `slot`, txs hashing to `txs_hash`, fees to
+    `fee_recipient`."""
 
     slot: int
     parent_archive: bytes
     archive: bytes
     txs_hash: bytes
+    fee_recipient: bytes
 
     def struct_hash(self) -> bytes:
         """EIP-712 hashStruct(Proposal)."""
@@ -68,11 +74,12 @@ class Proposal:
             + _b32(self.parent_archive, "parent_archive")
             + _b32(self.archive, "archive")
             + _b32(self.txs_hash, "txs_hash")
+            + _b32(self.fee_recipient, "fee_recipient")
         )
 
-    def as_abi(self) -> tuple[int, bytes, bytes, bytes]:
+    def as_abi(self) -> tuple[int, bytes, bytes, bytes, bytes]:
         """The Solidity `Proposal` struct tuple."""
-        return (self.slot, self.parent_archive, self.archive, self.txs_hash)
+        return (self.slot, self.parent_archive, self.archive, self.txs_hash, self.fee_recipient)
 
 
 @dataclass(frozen=True)

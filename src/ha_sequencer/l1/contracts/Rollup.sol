@@ -26,11 +26,14 @@ contract Rollup {
         bytes32 blsPublicKey;
     }
 
+    /// Everything a block's proposer vouches for: the fee recipient is signed, so a copy of a gossiped quorum
+    /// submitted with another recipient fails the proposer signature check.
     struct Proposal {
         uint256 slot;
         bytes32 parentArchive;
         bytes32 archive;
         bytes32 txsHash;
+        bytes32 feeRecipient;
     }
 
     struct Attestation {
@@ -111,8 +114,9 @@ contract Rollup {
 
     // ------------------------------------------------------------------ constants
 
-    bytes32 public constant PROPOSAL_TYPEHASH =
-        keccak256("Proposal(uint256 slot,bytes32 parentArchive,bytes32 archive,bytes32 txsHash)");
+    bytes32 public constant PROPOSAL_TYPEHASH = keccak256(
+        "Proposal(uint256 slot,bytes32 parentArchive,bytes32 archive,bytes32 txsHash,bytes32 feeRecipient)"
+    );
     bytes32 public constant ATTESTATION_TYPEHASH = keccak256("Attestation(uint256 slot,bytes32 archive)");
     bytes32 private constant DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
@@ -374,7 +378,9 @@ contract Rollup {
     // ------------------------------------------------------------------ EIP-712
 
     function hashProposal(Proposal calldata p) public view returns (bytes32) {
-        return _typedDigest(keccak256(abi.encode(PROPOSAL_TYPEHASH, p.slot, p.parentArchive, p.archive, p.txsHash)));
+        return _typedDigest(
+            keccak256(abi.encode(PROPOSAL_TYPEHASH, p.slot, p.parentArchive, p.archive, p.txsHash, p.feeRecipient))
+        );
     }
 
     function hashAttestation(Attestation calldata a) public view returns (bytes32) {
@@ -418,19 +424,19 @@ contract Rollup {
     }
 
     /// Appends a block. Authority comes from the signatures: any account may publish.
+    /// @param proposal signed by the slot's proposer; its feeRecipient is not read here (L2 sync reads it back
+    ///        from the calldata), but it is signed, so nobody can publish the block paying someone else.
     /// @param attestations 65-byte signatures (r‖s‖v) over Attestation(slot, archive), one per distinct
     ///        committee member, in any order; at least floor(2n/3)+1 of them.
     /// @param committee the epoch's committee, as getEpochCommittee returns it (checked against a commitment).
     /// @param txs the block's transactions (opaque here; keccak256(txs) must equal proposal.txsHash).
     function propose(
         Proposal calldata proposal,
-        bytes32 feeRecipient,
         bytes calldata proposerSignature,
         bytes[] calldata attestations,
         address[] calldata committee,
         bytes calldata txs
     ) external {
-        feeRecipient; // committed to by the archive; read back from calldata by L2 sync
         _checkPosition(proposal);
         _checkTxs(proposal.txsHash, txs);
         address[] memory members = _checkCommittee(proposal.slot / EPOCH_LENGTH, committee);

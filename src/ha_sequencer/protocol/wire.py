@@ -1,10 +1,18 @@
-"""Gossip encodings of block proposals, attestations and txs: fixed binary layouts, strictly decoded.
+"""Block containers and their gossip encodings: fixed binary layouts, strictly decoded, signer recovered.
 
 Layouts (big-endian; the first byte is the wire version):
   proposal:    0x01 ‖ slot u64 ‖ parentArchive 32 ‖ archive 32 ‖ feeRecipient 32 ‖ sig 65 ‖ len u32 ‖ txs
   attestation: 0x01 ‖ slot u64 ‖ archive 32 ‖ signature 65
   tx:          0x01 ‖ txs bytes holding exactly one signed tx (the `encode_txs` format)
-The signer of a proposal or attestation is recovered from its EIP-712 signature, never sent.
+The signer of a proposal or attestation is recovered from its EIP-712 signature, never sent: `parse_proposal`
+and `parse_attestation` return the decoded message with its signer and digest. Shared by the node, the
+devnet watcher, monitoring and the tests, so every reader decodes one definition.
+
+Every byte is covered by the signature or fixed by the decoder, so a copy altered in transit never recovers
+to the original signer: the version byte must be 1, the u32 length must equal the bytes that follow, the
+signature must be canonical (v 27/28, low s), and the signed Proposal holds the slot, both archives, the fee
+recipient and txsHash = keccak256(txs) (`Block.proposal`); an attestation signs (slot, archive); a tx signs
+all of its fields.
 """
 
 from __future__ import annotations
@@ -15,9 +23,17 @@ from dataclasses import dataclass
 from eth_utils import keccak
 
 from ha_sequencer.errors import HASequencerError
+from ha_sequencer.protocol.block import SignedTx
+from ha_sequencer.protocol.constants import SIGNATURE_BYTES, NetworkParams
+from ha_sequencer.protocol.messages import (
+    Attestation,
+    Proposal,
+    attestation_digest,
+    proposal_digest,
+    recover_signer,
+)
 
 WIRE_VERSION = 1
-SIGNATURE_BYTES = 65
 _BLOCK_HEAD = struct.Struct(">BQ32s32s32s")
 _ATTESTATION = struct.Struct(f">BQ32s{SIGNATURE_BYTES}s")
 _U32 = struct.Struct(">I")
@@ -42,6 +58,11 @@ class Block:
     def txs_hash(self) -> bytes:
         """keccak256 of the txs calldata (what the Proposal signs)."""
         return keccak(self.txs)
+
+    @property
+    def proposal(self) -> Proposal:
+        """The EIP-712 Proposal its proposer signs: it covers every field of the block."""
+        return Proposal(self.slot, self.parent_archive, self.archive, self.txs_hash, self.fee_recipient)
 
 
 @dataclass(frozen=True)
@@ -156,3 +177,40 @@ def decode_tx_message(data: bytes) -> bytes:
     if data[0] != WIRE_VERSION:
         raise WireError(f"unknown tx wire version {data[0]}")
     return bytes(data[1:])
+
+
+@dataclass(frozen=True)
+class ProposalMessage:
+    """A decoded, signature-checked proposal."""
+
+    signed: SignedBlock
+    proposer: str
+    digest: bytes
+
+
+@dataclass(frozen=True)
+class AttestationMessage:
+    """A decoded, signature-checked attestation."""
+
+    attestation: SignedAttestation
+    attester: str
+    digest: bytes
+
+
+def parse_proposal(params: NetworkParams, data: bytes) -> ProposalMessage:
+    """Decode a proposal and recover its signer (raises WireError / InvalidSignature)."""
+    signed = decode_signed_block(data)
+    digest = proposal_digest(params, signed.block.proposal)
+    return ProposalMessage(signed, recover_signer(digest, signed.signature), digest)
+
+
+def parse_attestation(params: NetworkParams, data: bytes) -> AttestationMessage:
+    """Decode an attestation and recover its signer (raises WireError / InvalidSignature)."""
+    att = decode_attestation(data)
+    digest = attestation_digest(params, Attestation(att.slot, att.archive))
+    return AttestationMessage(att, recover_signer(digest, att.signature), digest)
+
+
+def parse_tx(params: NetworkParams, data: bytes) -> SignedTx:
+    """Decode a tx message into one signed tx (raises WireError / InvalidTxs)."""
+    return SignedTx.decode(decode_tx_message(data))
