@@ -9,8 +9,8 @@ import pytest
 import trio
 from web3 import Web3
 
+from ha_sequencer.ha.backends import open_store
 from ha_sequencer.ha.guard import DutyGuard
-from ha_sequencer.ha.store import open_store
 from ha_sequencer.node.clock import SlotClock, SlotTiming
 from ha_sequencer.node.metrics import NodeMetrics
 from ha_sequencer.node.publisher import Publisher
