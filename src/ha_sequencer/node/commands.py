@@ -1,4 +1,4 @@
-"""`ha-sequencer node …`: run a sequencer node (issue 5)."""
+"""`ha-sequencer node …`: run a sequencer node."""
 
 from __future__ import annotations
 

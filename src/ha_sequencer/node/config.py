@@ -1,4 +1,4 @@
-"""The node's configuration: flags/env parsed once into a frozen `NodeConfig` (DESIGN.md: Node; issue 5)."""
+"""The node's configuration: flags/env parsed once into a frozen `NodeConfig` (DESIGN.md: Node)."""
 
 from __future__ import annotations
 
@@ -140,7 +140,7 @@ class NodeConfig:
     keystore_password_file: Path | None = None
     keystore_password: str | None = field(default=None, repr=False)
     lease_s: float | None = None
-    # publisher balance thresholds, top-ups and the alert webhook (issue 7)
+    # publisher balance thresholds, top-ups and the alert webhook
     funds: FundsSettings = FundsSettings()
 
     @property

@@ -15,19 +15,22 @@ import logging
 import struct
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import assert_never
 
 import trio
 
 from ha_sequencer.ha.outcomes import (
     Adopted,
+    BelowWatermark,
     Busy,
     DutyType,
+    LostClaim,
     NewSignature,
     Outcome,
     Refused,
     SameData,
+    StoreUnavailable,
     outcome_label,
-    signature_of,
 )
 from ha_sequencer.node.chain import Chain, ChainError, Execution, build_block
 from ha_sequencer.node.clock import SlotClock
@@ -43,6 +46,7 @@ from ha_sequencer.node.wire import (
     encode_block,
     encode_signed_block,
 )
+from ha_sequencer.p2p.errors import P2PError
 from ha_sequencer.p2p.topics import ATTESTATION_TOPIC, PROPOSAL_TOPIC
 from ha_sequencer.protocol.constants import MAX_TXS_PER_BLOCK, NetworkParams
 from ha_sequencer.protocol.messages import (
@@ -264,30 +268,30 @@ class Scheduler:
         )
         outcome = await self._sign(identity, slot, DutyType.BLOCK_PROPOSAL, digest, encode_block(block))
         record.outcome = outcome_label(outcome)
-        signature = signature_of(outcome)
-        if isinstance(outcome, Adopted):
-            block = decode_block(outcome.payload)
-            log.warning(
-                "slot %d: adopted a dead twin's proposal 0x%s…: finishing it", slot, block.archive.hex()[:12]
-            )
-        elif isinstance(outcome, Busy | Refused):
-            # an HA twin proposed (or is proposing) this slot: stand by to publish its block if it fails
-            log.info("slot %d: proposal held by an HA twin (%s): standing by", slot, outcome_label(outcome))
-            await self._backup_proposer(slot, identity, record)
-            return
-        if signature is None:
-            log.warning("slot %d: proposal not signed: %s", slot, outcome)
-            return
-        if not isinstance(outcome, Adopted):
-            self.chain.remember(execution)
-        signed = SignedBlock(block, signature)
-        msg = ProposalMessage(
-            signed,
-            identity.attester,
-            digest
-            if not isinstance(outcome, Adopted)
-            else parse_proposal(self.params, encode_signed_block(signed)).digest,
-        )
+        match outcome:
+            case NewSignature(signature) | SameData(signature):
+                self.chain.remember(execution)
+                msg = ProposalMessage(SignedBlock(block, signature), identity.attester, digest)
+            case Adopted(signature, payload):
+                # a dead twin's block: the only message this duty may carry, whatever we built
+                block = decode_block(payload)
+                log.warning(
+                    "slot %d: adopted a dead twin's proposal 0x%s…: finishing it",
+                    slot,
+                    block.archive.hex()[:12],
+                )
+                msg = parse_proposal(self.params, encode_signed_block(SignedBlock(block, signature)))
+            case Busy() | Refused():
+                # an HA twin proposed (or is proposing) this slot: stand by to publish its block if it fails
+                log.info("slot %d: proposal held by an HA twin (%s): standing by", slot, record.outcome)
+                await self._backup_proposer(slot, identity, record)
+                return
+            case BelowWatermark() | LostClaim() | StoreUnavailable():
+                log.warning("slot %d: proposal not signed: %s", slot, outcome)
+                return
+            case _:
+                assert_never(outcome)
+        signed = msg.signed
         await self._gossip(PROPOSAL_TOPIC, encode_signed_block(signed))
         record.proposal_gossiped = self.clock.since_slot_start(slot)
         self.metrics.proposal_latency.labels(stage="gossiped").observe(max(0.0, record.proposal_gossiped))
@@ -429,15 +433,18 @@ class Scheduler:
 
     async def _attest_one(self, identity: Identity, slot: int, digest: bytes, payload: bytes) -> None:
         outcome = await self._sign(identity, slot, DutyType.ATTESTATION, digest, payload)
-        signature = signature_of(outcome)
-        if signature is None:
-            if not isinstance(outcome, Busy):
+        match outcome:
+            case NewSignature(signature) | SameData(signature):
+                slot, archive = decode_attestation_payload(payload)
+            case Adopted(signature, stored):
+                slot, archive = decode_attestation_payload(stored)  # the dead twin's vote, not ours
+            case Busy():
+                return  # a live twin is signing this very vote: it gossips it
+            case Refused() | BelowWatermark() | LostClaim() | StoreUnavailable():
                 log.warning("slot %d: attestation by %s not signed: %s", slot, identity.attester, outcome)
-            return
-        if isinstance(outcome, Adopted):
-            slot, archive = decode_attestation_payload(outcome.payload)
-        else:
-            slot, archive = decode_attestation_payload(payload)
+                return
+            case _:
+                assert_never(outcome)
         self.pool.add(slot, archive, identity.attester, signature)
         await self._gossip(ATTESTATION_TOPIC, encode_attestation(SignedAttestation(slot, archive, signature)))
         log.info(
@@ -466,21 +473,21 @@ class Scheduler:
         self.metrics.duties.labels(duty=duty_type.value, outcome=outcome_label(outcome)).inc()
         # A refused proposal is routine in HA (a twin signed its own block first); a refused attestation means
         # two different blocks for one slot reached this identity: alert once, recover on the next normal one.
-        if self.alerts is not None and duty_type == DutyType.ATTESTATION:
-            if isinstance(outcome, Refused):
-                self.alerts.signature_refused(
-                    identity.attester, slot, duty_type.value, outcome.existing_digest
-                )
-            elif isinstance(outcome, NewSignature | SameData | Adopted):
-                self.alerts.signature_ok(identity.attester, slot, duty_type.value)
-        if isinstance(outcome, NewSignature | SameData):
-            log.debug(
-                "slot %d: %s signed %s (%s)", slot, identity.attester, duty_type, outcome_label(outcome)
-            )
+        if duty_type == DutyType.ATTESTATION:
+            match outcome:
+                case Refused(existing_digest):
+                    self.alerts.signature_refused(identity.attester, slot, duty_type.value, existing_digest)
+                case NewSignature() | SameData() | Adopted():
+                    self.alerts.signature_ok(identity.attester, slot, duty_type.value)
+                case BelowWatermark() | Busy() | LostClaim() | StoreUnavailable():
+                    pass
+                case _:
+                    assert_never(outcome)
+        log.debug("slot %d: %s %s: %s", slot, identity.attester, duty_type, outcome_label(outcome))
         return outcome
 
     async def _gossip(self, topic: str, data: bytes) -> None:
         try:
             await self.publish_gossip(topic, data)
-        except Exception as exc:  # no peers yet, or a cap breach: the duty still counts locally
+        except P2PError as exc:  # no peers yet, or a cap breach: the duty still counts locally
             log.warning("gossip publish on %s failed: %s: %s", topic, type(exc).__name__, exc)
