@@ -18,6 +18,10 @@ if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
   echo "bootstrap: installing Python dependencies into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[dev]'
+  # trio-typing (a dependency of py-libp2p) installs stub-only packages written for trio 0.2x. Type checkers
+  # prefer stub packages to a library's own inline types, so they would hide the API of the trio we run.
+  # They hold no runtime code (py-libp2p imports `trio_typing`, which stays).
+  rm -rf .venv/lib/python3*/site-packages/{trio,outcome,async_generator}-stubs
   touch .venv/.installed
 fi
 

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from ha_sequencer.ha.backends import open_store
 from ha_sequencer.ha.pgcluster import PrivatePostgres
-from ha_sequencer.ha.store import DutyStore, open_store
+from ha_sequencer.ha.store import DutyStore
 
 STORES = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
 

@@ -10,9 +10,9 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
+from ha_sequencer.ha.backends import open_store
 from ha_sequencer.ha.guard import DutyGuard
 from ha_sequencer.ha.outcomes import DutyType, NewSignature, StoreUnavailable, signature_of
-from ha_sequencer.ha.store import open_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -10,6 +10,7 @@ from eth_account import Account
 from eth_utils import keccak
 from typer.testing import CliRunner
 
+from ha_sequencer.ha.backends import open_store
 from ha_sequencer.ha.commands import app as ha_db_app
 from ha_sequencer.ha.errors import (
     DuplicateNodeError,
@@ -22,7 +23,7 @@ from ha_sequencer.ha.guard import DutyGuard
 from ha_sequencer.ha.heartbeat import NodeLiveness
 from ha_sequencer.ha.interchange import export_document, import_document, parse_document
 from ha_sequencer.ha.outcomes import BelowWatermark, DutyType, NewSignature, Refused, SameData
-from ha_sequencer.ha.store import SCHEMA_VERSION, open_store
+from ha_sequencer.ha.store import SCHEMA_VERSION
 
 ROLLUP = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 A = DutyType.ATTESTATION

@@ -16,9 +16,10 @@ from eth_account import Account
 from eth_utils import keccak
 
 from ha_sequencer.errors import InputError
+from ha_sequencer.ha.backends import open_store
 from ha_sequencer.ha.guard import DutyGuard
-from ha_sequencer.ha.store import open_store
 from ha_sequencer.keys import load_keystore
+from ha_sequencer.l1.client import RollupClient
 from ha_sequencer.monitoring.l1 import L1Wallet
 from ha_sequencer.monitoring.service import FundsService, FundsSettings
 from ha_sequencer.node.app import Node, log_startup
@@ -157,7 +158,7 @@ def test_status_and_start_up_log_list_every_publisher(tmp_path: Path, caplog) ->
     expected = [p.address for v in validators for p in v.publishers]
     assert len(set(expected)) == 6
 
-    node = Node(config, keystore, client=None)
+    node = Node(config, keystore, RollupClient(["http://127.0.0.1:9"], config.rollup))
     status = node.status_report()
     assert status["publishers"] == expected
     assert [p["address"] for p in status["funds"]["publishers"]] == expected
@@ -201,7 +202,7 @@ def test_funds_flags_reach_the_config(tmp_path: Path) -> None:
     config = _config(tmp_path, path, min_eth="0.2", warn_eth="0.3", topup_threshold_eth="0.25")
     assert config.funds.min_eth == "0.2" and config.funds.topup_threshold_eth == "0.25"
     assert _config(tmp_path, path).funds == FundsSettings()
-    node = Node(config, load_keystore(path), client=None)
+    node = Node(config, load_keystore(path), RollupClient(["http://127.0.0.1:9"], config.rollup))
     assert node.funds.status_section()["minEth"] == "0.200000000000000000"
     assert node.funds.status_section()["topUp"] is None  # no fundingAccount in the keystore: top-ups off
 

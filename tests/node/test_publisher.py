@@ -12,8 +12,8 @@ import pytest
 import trio
 from web3 import Web3
 
+from ha_sequencer.ha.backends import open_store
 from ha_sequencer.ha.guard import DutyGuard
-from ha_sequencer.ha.store import open_store
 from ha_sequencer.monitoring.l1 import L1Wallet
 from ha_sequencer.monitoring.service import FundsService
 from ha_sequencer.node.clock import SlotClock, SlotTiming

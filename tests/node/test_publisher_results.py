@@ -41,7 +41,7 @@ from ha_sequencer.node.publisher import (
     SlotTaken,
 )
 from ha_sequencer.node.scheduler import SlotRecord
-from ha_sequencer.node.wire import Block, SignedBlock
+from ha_sequencer.protocol.wire import Block, SignedBlock
 
 GENESIS, SLOT_S, SLOT = 1_000, 4, 10
 ATTESTER = Account.from_key(keccak(b"results attester")).address
@@ -63,7 +63,7 @@ class FakeL1:
     def tips(self) -> Tips:
         return self.tips_are
 
-    def propose(self, publisher, proposal, proposer_signature, attestations, txs, *, fee_recipient, gas=None):
+    def propose(self, publisher, proposal, proposer_signature, attestations, txs, *, gas=None):
         self.proposed.append(publisher.address)
         if isinstance(self.propose_does, Exception):
             raise self.propose_does

@@ -10,10 +10,10 @@ import trio
 from eth_account import Account
 from eth_utils import keccak
 
+from ha_sequencer.ha.backends import open_store
 from ha_sequencer.ha.faults import parse_faults
 from ha_sequencer.ha.guard import DutyGuard
 from ha_sequencer.ha.outcomes import DutyType, StoreUnavailable
-from ha_sequencer.ha.store import open_store
 from ha_sequencer.l1.client import RollupClient
 from ha_sequencer.monitoring.alerts import NullAlerter
 from ha_sequencer.node.chain import Chain

@@ -1,4 +1,4 @@
-"""`ha-sequencer devnet up / down / status` and `ha-sequencer failover-test` (issue 6)."""
+"""`ha-sequencer devnet up / down / status` and `ha-sequencer failover-test`."""
 
 from __future__ import annotations
 

@@ -52,7 +52,8 @@ from ha_sequencer.devnet.watcher import (
     slashed_events,
 )
 from ha_sequencer.errors import InputError
-from ha_sequencer.ha.store import DutyKey, open_store
+from ha_sequencer.ha.backends import open_store
+from ha_sequencer.ha.store import DutyKey
 from ha_sequencer.l1.client import RollupClient
 
 DEFAULT_SLOTS_PER_PHASE = 4

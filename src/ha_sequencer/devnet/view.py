@@ -20,7 +20,8 @@ from rich.text import Text
 from ha_sequencer.devnet.orchestrator import all_statuses
 from ha_sequencer.devnet.slots import SlotBook, SlotFacts
 from ha_sequencer.devnet.state import DevnetState, NodeEntry, pid_alive
-from ha_sequencer.ha.store import DutyKey, DutyStore, open_store
+from ha_sequencer.ha.backends import open_store
+from ha_sequencer.ha.store import DutyKey, DutyStore
 from ha_sequencer.l1.client import RollupClient
 
 SLOT_ROWS = 12

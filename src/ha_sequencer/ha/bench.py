@@ -63,9 +63,9 @@ def _wait_for(path: Path) -> None:
 
 def racer_main(argv: list[str] | None = None) -> None:
     """Entry point of one racer process."""
+    from ha_sequencer.ha.backends import open_store
     from ha_sequencer.ha.faults import faults_from_env
     from ha_sequencer.ha.guard import DutyGuard
-    from ha_sequencer.ha.store import open_store
 
     p = argparse.ArgumentParser(prog="ha-racer")
     p.add_argument("--db", required=True)
@@ -321,8 +321,8 @@ def bench_guard_run(
     p_same: float = 0.5,
     private_pg: bool = False,
 ) -> dict[str, Any]:
-    """Run the guard benchmark and return the figures named in issue 4."""
-    from ha_sequencer.ha.store import open_store
+    """Run the guard benchmark; the figures of `bench guard`: outcomes, claim latency, signing rates."""
+    from ha_sequencer.ha.backends import open_store
 
     if private_pg:
         from ha_sequencer.ha.pgcluster import PrivatePostgres

@@ -11,8 +11,9 @@ import typer
 
 from ha_sequencer.cli_options import DutyStoreUrl, JsonObject, RollupFilter
 from ha_sequencer.errors import EXIT_FAILURE_FOUND, InputError
+from ha_sequencer.ha.backends import open_store
 from ha_sequencer.ha.errors import ImportConflict, InterchangeError
-from ha_sequencer.ha.store import SCHEMA_VERSION, open_store
+from ha_sequencer.ha.store import SCHEMA_VERSION
 from ha_sequencer.redact import redact_dsn
 
 _ENV = "HA_SEQUENCER_"

@@ -19,15 +19,13 @@ from ha_sequencer.ha.outcomes import (
     Adopted,
     BelowWatermark,
     Busy,
+    DutyStatus,
     DutyType,
     LostClaim,
     NewSignature,
     Outcome,
-    PublishDone,
     PublishRecord,
-    PublishTheirs,
     PublishTurn,
-    PublishYours,
     Refused,
     SameData,
     StoreUnavailable,
@@ -45,7 +43,7 @@ SignFn = Callable[[bytes], bytes]
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
-def _address(value: str, what: str) -> str:
+def _address(value: object, what: str) -> str:
     if not isinstance(value, str) or not _ADDRESS.match(value):
         # Not echoed: a key passed where its address belongs must not reach a message.
         shown = f"a {len(value)}-character string" if isinstance(value, str) else type(value).__name__
@@ -143,7 +141,7 @@ class DutyGuard:
             if found.watermark is not None and key.slot <= found.watermark:
                 return BelowWatermark(found.watermark)
             return None
-        if row.status == "signed":
+        if row.status is DutyStatus.SIGNED:
             if row.signature is None:  # never written by this build; an edited store must not yield None
                 raise DutyStoreError(f"duty store: signed row without a signature (slot {key.slot})")
             return SameData(row.signature) if row.digest == digest else Refused(row.digest)
@@ -183,16 +181,7 @@ class DutyGuard:
         self, attester: str, slot: int, *, deadline_s: float = DEFAULT_PUBLISH_DEADLINE_S
     ) -> PublishTurn:
         """Whose turn to submit the slot's L1 transaction: ours (first or take-over), a peer's, or done."""
-        mine, record = self.store.claim_publish(
-            self.rollup, attester.lower(), int(slot), self.node_id, deadline_s
-        )
-        turn: PublishTurn
-        if mine:
-            turn = PublishYours(record.attempt)
-        elif record.mined:
-            turn = PublishDone(record)
-        else:
-            turn = PublishTheirs(record)
+        turn = self.store.claim_publish(self.rollup, attester.lower(), int(slot), self.node_id, deadline_s)
         self.metrics.publish_turns.labels(self.node_id, type(turn).__name__).inc()
         return turn
 

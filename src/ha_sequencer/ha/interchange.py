@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, cast
 
 from ha_sequencer.ha.errors import InterchangeError
 from ha_sequencer.ha.outcomes import DutyType
-from ha_sequencer.ha.store import SCHEMA_VERSION, DutyStore
+from ha_sequencer.ha.store import SCHEMA_VERSION, DutyRecord, DutyStore, WatermarkRecord
 
 FORMAT_NAME = "ha-sequencer-duty-store"
 FORMAT_VERSION = 1
@@ -39,7 +39,7 @@ def export_document(store: DutyStore, rollup: str | None = None) -> dict[str, An
     }
 
 
-def _field(obj: dict, name: str, kind: type, where: str) -> Any:
+def _field(obj: dict[str, Any], name: str, kind: type, where: str) -> Any:
     if name not in obj:
         raise InterchangeError(f"{where}.{name}: missing")
     value = obj[name]
@@ -51,7 +51,7 @@ def _field(obj: dict, name: str, kind: type, where: str) -> Any:
 
 
 def _bytes(
-    obj: dict, name: str, where: str, *, optional: bool = False, size: int | None = None
+    obj: dict[str, Any], name: str, where: str, *, optional: bool = False, size: int | None = None
 ) -> bytes | None:
     value = obj.get(name)
     if value is None and optional:
@@ -67,7 +67,25 @@ def _bytes(
     return raw
 
 
-def _duty_type(obj: dict, where: str) -> str:
+def _objects(doc: dict[str, Any], name: str, source: str) -> list[dict[str, Any]]:
+    """The list `name` of the document, each item checked to be a JSON object."""
+    items: Any = doc.get(name, [])
+    if not isinstance(items, list):
+        raise InterchangeError(f"{source}: {name}: expected a list")
+    out: list[dict[str, Any]] = []
+    for i, item in enumerate(cast(list[Any], items)):
+        if not isinstance(item, dict):
+            raise InterchangeError(f"{source}: {name}[{i}]: expected an object")
+        out.append(cast(dict[str, Any], item))
+    return out
+
+
+def _required(value: bytes | None) -> bytes:
+    assert value is not None  # _bytes without `optional` never returns None
+    return value
+
+
+def _duty_type(obj: dict[str, Any], where: str) -> str:
     value = _field(obj, "duty_type", str, where)
     try:
         return DutyType(value).value
@@ -77,19 +95,21 @@ def _duty_type(obj: dict, where: str) -> str:
         ) from exc
 
 
-def parse_document(doc: Any, source: str = "<input>") -> tuple[list[dict], list[dict]]:
+def parse_document(doc: Any, source: str = "<input>") -> tuple[list[DutyRecord], list[WatermarkRecord]]:
     """Validate an interchange document; errors name the JSON path."""
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
+    if not isinstance(doc, dict):
         raise InterchangeError(f"{source}: not a {FORMAT_NAME} document (field 'format')")
-    if doc.get("version") != FORMAT_VERSION:
+    body = cast(dict[str, Any], doc)
+    if body.get("format") != FORMAT_NAME:
+        raise InterchangeError(f"{source}: not a {FORMAT_NAME} document (field 'format')")
+    if body.get("version") != FORMAT_VERSION:
         raise InterchangeError(
-            f"{source}: version {doc.get('version')!r} unsupported (this build reads {FORMAT_VERSION})"
+            f"{source}: version {body.get('version')!r} unsupported (this build reads {FORMAT_VERSION})"
         )
-    duties, marks = [], []
-    for i, d in enumerate(doc.get("duties", [])):
+    duties: list[DutyRecord] = []
+    marks: list[WatermarkRecord] = []
+    for i, d in enumerate(_objects(body, "duties", source)):
         where = f"{source}: duties[{i}]"
-        if not isinstance(d, dict):
-            raise InterchangeError(f"{where}: expected an object")
         status = _field(d, "status", str, where)
         if status not in ("signing", "signed"):
             raise InterchangeError(f"{where}.status: expected 'signing' or 'signed', got {status!r}")
@@ -98,35 +118,33 @@ def parse_document(doc: Any, source: str = "<input>") -> tuple[list[dict], list[
             raise InterchangeError(f"{where}.signature: required when status is 'signed'")
         signed_at = d.get("signed_at")
         duties.append(
-            {
-                "rollup": _field(d, "rollup", str, where).lower(),
-                "attester": _field(d, "attester", str, where).lower(),
-                "slot": _field(d, "slot", int, where),
-                "duty_type": _duty_type(d, where),
-                "digest": _bytes(d, "digest", where, size=32),
-                "payload": _bytes(d, "payload", where),
-                "status": status,
-                "node_id": str(d.get("node_id") or "imported"),
-                "signature": signature,
-                "signed_at": float(signed_at) if isinstance(signed_at, int | float) else None,
-            }
+            DutyRecord(
+                rollup=_field(d, "rollup", str, where).lower(),
+                attester=_field(d, "attester", str, where).lower(),
+                slot=_field(d, "slot", int, where),
+                duty_type=_duty_type(d, where),
+                digest=_required(_bytes(d, "digest", where, size=32)),
+                payload=_required(_bytes(d, "payload", where)),
+                status=status,
+                node_id=str(d.get("node_id") or "imported"),
+                signature=signature,
+                signed_at=float(signed_at) if isinstance(signed_at, int | float) else None,
+            )
         )
-    for i, w in enumerate(doc.get("watermarks", [])):
+    for i, w in enumerate(_objects(body, "watermarks", source)):
         where = f"{source}: watermarks[{i}]"
-        if not isinstance(w, dict):
-            raise InterchangeError(f"{where}: expected an object")
         marks.append(
-            {
-                "rollup": _field(w, "rollup", str, where).lower(),
-                "attester": _field(w, "attester", str, where).lower(),
-                "duty_type": _duty_type(w, where),
-                "slot": _field(w, "slot", int, where),
-            }
+            WatermarkRecord(
+                rollup=_field(w, "rollup", str, where).lower(),
+                attester=_field(w, "attester", str, where).lower(),
+                duty_type=_duty_type(w, where),
+                slot=_field(w, "slot", int, where),
+            )
         )
     return duties, marks
 
 
-def import_document(store: DutyStore, doc: Any, source: str = "<input>") -> tuple[int, list[dict]]:
+def import_document(store: DutyStore, doc: Any, source: str = "<input>") -> tuple[int, list[DutyRecord]]:
     """Merge a document into the store (one transaction); returns (duties inserted, conflicting duties)."""
     duties, marks = parse_document(doc, source)
     return store.import_rows(duties, marks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import assert_never, get_args
 
 
 class DutyType(enum.StrEnum):
@@ -11,6 +12,13 @@ class DutyType(enum.StrEnum):
 
     BLOCK_PROPOSAL = "block_proposal"
     ATTESTATION = "attestation"
+
+
+class DutyStatus(enum.StrEnum):
+    """A stored duty's state: claimed (digest and payload stored, signature not yet recorded), or signed."""
+
+    SIGNING = "signing"
+    SIGNED = "signed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,30 +85,41 @@ Signed = NewSignature | SameData | Adopted
 NotSigned = Refused | BelowWatermark | Busy | LostClaim | StoreUnavailable
 Outcome = Signed | NotSigned
 
-SIGNED_TYPES: tuple[type, ...] = (NewSignature, SameData, Adopted)
-OUTCOME_TYPES: tuple[type, ...] = SIGNED_TYPES + (Refused, BelowWatermark, Busy, LostClaim, StoreUnavailable)
+OUTCOME_TYPES: tuple[type[Outcome], ...] = get_args(Outcome)
 
 
 def signature_of(outcome: Outcome) -> bytes | None:
     """The signature the caller may release, or None when the outcome did not sign."""
-    return outcome.signature if isinstance(outcome, SIGNED_TYPES) else None
+    match outcome:
+        case NewSignature(signature) | SameData(signature) | Adopted(signature):
+            return signature
+        case Refused() | BelowWatermark() | Busy() | LostClaim() | StoreUnavailable():
+            return None
+        case _:
+            assert_never(outcome)
 
 
 def outcome_label(outcome: Outcome) -> str:
     """The metrics label of an outcome (snake_case of its type)."""
-    return _LABELS[type(outcome)]
-
-
-_LABELS = {
-    NewSignature: "new_signature",
-    SameData: "same_data",
-    Adopted: "adopted",
-    Refused: "refused",
-    BelowWatermark: "below_watermark",
-    Busy: "busy",
-    LostClaim: "lost_claim",
-    StoreUnavailable: "store_unavailable",
-}
+    match outcome:
+        case NewSignature():
+            return "new_signature"
+        case SameData():
+            return "same_data"
+        case Adopted():
+            return "adopted"
+        case Refused():
+            return "refused"
+        case BelowWatermark():
+            return "below_watermark"
+        case Busy():
+            return "busy"
+        case LostClaim():
+            return "lost_claim"
+        case StoreUnavailable():
+            return "store_unavailable"
+        case _:
+            assert_never(outcome)
 
 
 # Publishing the L1 transaction of a slot: whose turn it is.

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Generator, Mapping
+from typing import Any, LiteralString, cast
 
 import psycopg
 import psycopg_pool
+from psycopg.rows import TupleRow
 
 from ha_sequencer.ha.errors import DutyStoreError, StoreUnreachable
-from ha_sequencer.ha.sqlbase import SqlDutyStore
+from ha_sequencer.ha.sqlbase import Execute, Row, SqlDutyStore
 from ha_sequencer.redact import redact_dsn
 
 CONNECT_TIMEOUT_S = 2
@@ -23,7 +24,14 @@ STATEMENT_TIMEOUT_MS = 5000
 TCP_USER_TIMEOUT_MS = 3000  # unacknowledged writes abort the connection (a partitioned store fails closed)
 POOL_MIN, POOL_MAX = 1, 8
 CLAIM_POOL_MAX = 4
+Pool = psycopg_pool.ConnectionPool[psycopg.Connection[TupleRow]]
 MIGRATION_LOCK_KEY = 0x6861_5F64_7574_79  # pg advisory lock id ("ha_duty"), held while migrating
+
+
+def _query(sql: str) -> LiteralString:
+    """A statement for psycopg: our statements are module constants with the dialect's words filled in, and
+    every value is a bound parameter, never interpolated (what psycopg's LiteralString typing guards)."""
+    return cast(LiteralString, sql)
 
 
 class PostgresDutyStore(SqlDutyStore):
@@ -38,7 +46,9 @@ class PostgresDutyStore(SqlDutyStore):
 
     dialect = "postgres"
     words = {
-        "now": "EXTRACT(EPOCH FROM clock_timestamp())::float8",
+        # One reading per statement, as SQLite's 'now': a record's `submitted_at` and `deadline_at` (or a
+        # claim's `claimed_at` and `lease_until`) come from the same instant.
+        "now": "EXTRACT(EPOCH FROM statement_timestamp())::float8",
         "greatest": "GREATEST",
         "true": "TRUE",
         "false": "FALSE",
@@ -48,7 +58,7 @@ class PostgresDutyStore(SqlDutyStore):
         super().__init__(url)
         self._where = redact_dsn(url)
         timeout = f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
-        self._kwargs = {
+        self._kwargs: dict[str, Any] = {
             "autocommit": True,
             "connect_timeout": CONNECT_TIMEOUT_S,
             # Durable whatever the server's default: a server-wide `off` (a common tuning) would let a crash
@@ -69,8 +79,8 @@ class PostgresDutyStore(SqlDutyStore):
         self._probe_lock = threading.Lock()
         self._checking = threading.Lock()
 
-    def _new_pool(self, name: str, max_size: int, kwargs: dict[str, Any]) -> psycopg_pool.ConnectionPool:
-        pool = psycopg_pool.ConnectionPool(
+    def _new_pool(self, name: str, max_size: int, kwargs: dict[str, Any]) -> Pool:
+        pool: Pool = psycopg_pool.ConnectionPool(
             self.url,
             min_size=POOL_MIN,
             max_size=max_size,
@@ -107,41 +117,41 @@ class PostgresDutyStore(SqlDutyStore):
     def _execute(
         self,
         sql: str,
-        params: dict[str, Any],
+        params: Mapping[str, Any],
         *,
         fetch: bool = True,
-        pool: psycopg_pool.ConnectionPool | None = None,
-    ) -> list[tuple]:
+        pool: Pool | None = None,
+    ) -> list[Row]:
         try:
             with (pool or self._pool).connection() as conn:
-                cur = conn.execute(sql, params)
+                cur = conn.execute(_query(sql), params)
                 return cur.fetchall() if fetch and cur.description is not None else []
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             raise self._fail(exc) from exc
 
-    def _execute_claim(self, sql: str, params: dict[str, Any]) -> list[tuple]:
+    def _execute_claim(self, sql: str, params: Mapping[str, Any]) -> list[Row]:
         return self._execute(sql, params, pool=self._claim_pool)
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Any]:
+    def _transaction(self) -> Generator[Execute]:
         try:
             with self._pool.connection() as conn, conn.transaction():
 
-                def execute(sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tuple]:
-                    cur = conn.execute(sql, params)
+                def execute(sql: str, params: Mapping[str, Any], *, fetch: bool = True) -> list[Row]:
+                    cur = conn.execute(_query(sql), params)
                     return cur.fetchall() if fetch and cur.description is not None else []
 
                 yield execute
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             raise self._fail(exc) from exc
 
-    def _lock_for_prune(self, execute: Any) -> None:
+    def _lock_for_prune(self, execute: Execute) -> None:
         # Conflicts with the claims' ROW EXCLUSIVE lock: no claim can slip under a watermark being raised.
         execute("LOCK TABLE duties IN SHARE ROW EXCLUSIVE MODE", {}, fetch=False)
 
     schema_table_exists = "SELECT to_regclass('ha_schema') IS NOT NULL"
 
-    def _lock_for_migration(self, execute: Any) -> None:
+    def _lock_for_migration(self, execute: Execute) -> None:
         execute("SELECT pg_advisory_xact_lock(%(k)s)", {"k": MIGRATION_LOCK_KEY})
 
     def ping(self) -> None:
@@ -149,10 +159,12 @@ class PostgresDutyStore(SqlDutyStore):
         with self._probe_lock:
             try:
                 if self._probe_conn is None or self._probe_conn.closed:
-                    self._probe_conn = psycopg.connect(
-                        self.url,
-                        **{**self._kwargs, "connect_timeout": 1, "options": "-c statement_timeout=1000"},
-                    )
+                    probe_kwargs = {
+                        **self._kwargs,
+                        "connect_timeout": 1,
+                        "options": "-c statement_timeout=1000",
+                    }
+                    self._probe_conn = psycopg.Connection.connect(self.url, **probe_kwargs)
                 self._probe_conn.execute("SELECT 1").fetchall()
             except psycopg.Error as exc:
                 if self._probe_conn is not None:

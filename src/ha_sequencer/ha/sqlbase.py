@@ -8,21 +8,30 @@ import contextlib
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Mapping
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 from ha_sequencer.ha.errors import SchemaMismatch
-from ha_sequencer.ha.outcomes import PublishRecord
+from ha_sequencer.ha.outcomes import (
+    DutyStatus,
+    PublishDone,
+    PublishRecord,
+    PublishTheirs,
+    PublishTurn,
+    PublishYours,
+)
 from ha_sequencer.ha.store import (
     SCHEMA_VERSION,
     Claimed,
     ClaimResult,
     DutyKey,
+    DutyRecord,
     DutyRow,
     Existing,
     PruneReport,
     StoreStatus,
+    WatermarkRecord,
 )
 from ha_sequencer.redact import redact_dsn
 
@@ -141,10 +150,18 @@ WHERE (CAST(%(rollup)s AS TEXT) IS NULL OR rollup = %(rollup)s) ORDER BY rollup,
 
 _NAMED = re.compile(r"%\((\w+)\)s")
 
+Row = tuple[Any, ...]
 
-def _row(r: tuple) -> DutyRow:
+
+class Execute(Protocol):
+    """Run one statement inside a transaction; the rows it returned (none when `fetch` is false)."""
+
+    def __call__(self, sql: str, params: Mapping[str, Any], *, fetch: bool = True) -> list[Row]: ...
+
+
+def _row(r: Row) -> DutyRow:
     return DutyRow(
-        status=r[0],
+        status=DutyStatus(r[0]),
         digest=bytes(r[1]),
         payload=bytes(r[2]),
         node_id=r[3],
@@ -155,7 +172,7 @@ def _row(r: tuple) -> DutyRow:
     )
 
 
-def _publish(r: tuple) -> PublishRecord:
+def _publish(r: Row) -> PublishRecord:
     return PublishRecord(
         attester=r[0],
         slot=int(r[1]),
@@ -226,12 +243,12 @@ class SqlDutyStore:
         self._probe = HealthProbe(self.ping)
 
     # -- subclass hooks --------------------------------------------------------------------------------------
-    def _execute(self, sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tuple]:
+    def _execute(self, sql: str, params: Mapping[str, Any], *, fetch: bool = True) -> list[Row]:
         """Run one statement in its own transaction."""
         raise NotImplementedError
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Any]:
+    def _transaction(self) -> Generator[Execute]:
         """A write transaction; yields an `execute(sql, params)` callable."""
         raise NotImplementedError
         yield
@@ -246,10 +263,10 @@ class SqlDutyStore:
             self._sql_cache[sql] = cached
         return cached
 
-    def _exec(self, sql: str, **params: Any) -> list[tuple]:
+    def _exec(self, sql: str, **params: Any) -> list[Row]:
         return self._execute(self._native(sql), params)
 
-    def _execute_claim(self, sql: str, params: dict[str, Any]) -> list[tuple]:
+    def _execute_claim(self, sql: str, params: Mapping[str, Any]) -> list[Row]:
         """Run the claim statement (a backend may run it without waiting for its own durability)."""
         return self._execute(sql, params)
 
@@ -289,17 +306,17 @@ class SqlDutyStore:
     # -- publishing ------------------------------------------------------------------------------------------
     def claim_publish(
         self, rollup: str, attester: str, slot: int, node_id: str, deadline_s: float
-    ) -> tuple[bool, PublishRecord]:
-        """(True, our record) if it is our turn to publish, else (False, the current record)."""
+    ) -> PublishTurn:
+        """Ours (first, or taking over a submission past its deadline), a peer's, or done (mined)."""
         key = {"rollup": rollup, "attester": attester, "slot": slot}
         rows = self._exec(CLAIM_PUBLISH, **key, node_id=node_id, deadline_s=deadline_s)
-        if rows:
-            return True, _publish(rows[0])
-        current = self.publish_record(rollup, attester, slot)
-        if current is None:  # pruned in between: try once more
+        if not rows:
+            current = self.publish_record(rollup, attester, slot)
+            if current is not None:
+                return PublishDone(current) if current.mined else PublishTheirs(current)
+            # pruned in between: the insert cannot conflict now
             rows = self._exec(CLAIM_PUBLISH, **key, node_id=node_id, deadline_s=deadline_s)
-            return True, _publish(rows[0])
-        return False, current
+        return PublishYours(_publish(rows[0]).attempt)
 
     def record_publish(
         self,
@@ -367,49 +384,49 @@ class SqlDutyStore:
             watermarks=[(r[0], r[1], r[2], int(r[3])) for r in marks],
         )
 
-    def _lock_for_prune(self, execute: Any) -> None:
+    def _lock_for_prune(self, execute: Execute) -> None:
         """Keep claims out while the watermark moves (SQLite's BEGIN IMMEDIATE already does)."""
 
-    def export_rows(self, rollup: str | None = None) -> tuple[list[dict], list[dict]]:
-        """All duties and watermarks (optionally of one rollup) as plain dicts."""
+    def export_rows(self, rollup: str | None = None) -> tuple[list[DutyRecord], list[WatermarkRecord]]:
+        """All duties and watermarks (optionally of one rollup)."""
         with self._transaction() as execute:
             duties = execute(self._native(EXPORT_DUTIES), {"rollup": rollup})
             marks = execute(self._native(EXPORT_WATERMARKS), {"rollup": rollup})
-        cols = (
-            "rollup",
-            "attester",
-            "slot",
-            "duty_type",
-            "digest",
-            "payload",
-            "status",
-            "node_id",
-            "signature",
-            "signed_at",
-        )
-        out = []
-        for r in duties:
-            d = dict(zip(cols, r, strict=True))
-            d["slot"] = int(d["slot"])
-            for b in ("digest", "payload", "signature"):
-                d[b] = None if d[b] is None else bytes(d[b])
-            out.append(d)
-        return out, [{"rollup": r[0], "attester": r[1], "duty_type": r[2], "slot": int(r[3])} for r in marks]
+        out = [
+            DutyRecord(
+                rollup=r[0],
+                attester=r[1],
+                slot=int(r[2]),
+                duty_type=r[3],
+                digest=bytes(r[4]),
+                payload=bytes(r[5]),
+                status=r[6],
+                node_id=r[7],
+                signature=None if r[8] is None else bytes(r[8]),
+                signed_at=None if r[9] is None else float(r[9]),
+            )
+            for r in duties
+        ]
+        return out, [
+            WatermarkRecord(rollup=r[0], attester=r[1], duty_type=r[2], slot=int(r[3])) for r in marks
+        ]
 
-    def import_rows(self, duties: list[dict], watermarks: list[dict]) -> tuple[int, list[dict]]:
+    def import_rows(
+        self, duties: list[DutyRecord], watermarks: list[WatermarkRecord]
+    ) -> tuple[int, list[DutyRecord]]:
         """Merge history in one transaction: new duties inserted, watermarks raised (max); returns
         (inserted, conflicts) where a conflict is a duty the store holds with a different digest."""
         inserted = 0
-        conflicts: list[dict] = []
+        conflicts: list[DutyRecord] = []
         marks: dict[tuple[str, str, str], int] = {}
         with self._transaction() as execute:
             self._lock_for_prune(execute)
             for d in duties:
-                params = {**d, "token": "imported"}
+                params: Mapping[str, Any] = {**d, "token": "imported"}
                 if execute(self._native(IMPORT_DUTY), params):
                     inserted += 1
                 else:
-                    existing = execute(self._native(DUTY_DIGEST), d)
+                    existing = execute(self._native(DUTY_DIGEST), params)
                     if existing and bytes(existing[0][0]) != d["digest"]:
                         conflicts.append(d)
                 scope = (d["rollup"], d["attester"], d["duty_type"])
@@ -450,10 +467,10 @@ class SqlDutyStore:
     # -- schema ----------------------------------------------------------------------------------------------
     schema_table_exists = ""  # the dialect's query: one row, true when `ha_schema` exists
 
-    def _lock_for_migration(self, execute: Any) -> None:
+    def _lock_for_migration(self, execute: Execute) -> None:
         """Serialize concurrent `migrate` calls (nodes starting together); BEGIN IMMEDIATE does on SQLite."""
 
-    def _version_in(self, execute: Any) -> int:
+    def _version_in(self, execute: Execute) -> int:
         rows = execute(self.schema_table_exists, {})
         if not rows or not rows[0][0]:
             return 0
@@ -466,7 +483,7 @@ class SqlDutyStore:
 
     def migrate(self) -> list[int]:
         """Apply pending migrations in order, all in one locked transaction; returns the versions applied."""
-        applied = []
+        applied: list[int] = []
         with self._transaction() as execute:
             self._lock_for_migration(execute)
             current = self._version_in(execute)  # read under the lock: a concurrent migrate may have run
@@ -519,7 +536,7 @@ class SqlDutyStore:
 
 def _migrations(dialect: str) -> list[tuple[int, str]]:
     """The packaged migrations of a dialect, ordered by version (file names `NNNN_name.<dialect>.sql`)."""
-    found = []
+    found: list[tuple[int, str]] = []
     for entry in resources.files("ha_sequencer.ha").joinpath("migrations").iterdir():
         name = entry.name
         if name.endswith(f".{dialect}.sql"):

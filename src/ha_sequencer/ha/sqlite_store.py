@@ -6,13 +6,13 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from ha_sequencer.ha.errors import DutyStoreError, StoreUnreachable, StoreURLError
-from ha_sequencer.ha.sqlbase import SqlDutyStore
+from ha_sequencer.ha.sqlbase import Execute, Row, SqlDutyStore
 from ha_sequencer.redact import redact_dsn
 
 BUSY_TIMEOUT_MS = 5000  # writers queue behind BEGIN IMMEDIATE rather than failing at once
@@ -83,19 +83,19 @@ class SqliteDutyStore(SqlDutyStore):
                 self._all.append(conn)
         return conn
 
-    def _execute(self, sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tuple]:
+    def _execute(self, sql: str, params: Mapping[str, Any], *, fetch: bool = True) -> list[Row]:
         with self._transaction() as execute:
             return execute(sql, params, fetch=fetch)
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Any]:
+    def _transaction(self) -> Generator[Execute]:
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise StoreUnreachable(f"duty store {self.path}: {exc}") from exc
 
-        def execute(sql: str, params: dict[str, Any], *, fetch: bool = True) -> list[tuple]:
+        def execute(sql: str, params: Mapping[str, Any], *, fetch: bool = True) -> list[Row]:
             cur = conn.execute(sql, params)
             return cur.fetchall() if fetch else []
 

@@ -1,14 +1,11 @@
-"""The duty store: what the guard needs from a backend, and `open_store(url)` to get one."""
+"""The duty store: what the guard needs from a backend (`ha.backends.open_store(url)` opens one)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
-from urllib.parse import urlsplit
+from typing import Protocol, TypedDict
 
-from ha_sequencer.ha.errors import StoreURLError
-from ha_sequencer.ha.outcomes import PublishRecord
-from ha_sequencer.redact import redact_dsn
+from ha_sequencer.ha.outcomes import DutyStatus, PublishRecord, PublishTurn
 
 SCHEMA_VERSION = 1  # the schema this build reads and writes (ha/migrations/NNNN_*.sql)
 
@@ -36,7 +33,7 @@ class DutyKey:
 class DutyRow:
     """A stored duty as the guard sees it (times from the store's clock)."""
 
-    status: str  # 'signing' | 'signed'
+    status: DutyStatus
     digest: bytes
     payload: bytes = field(repr=False)
     node_id: str = ""
@@ -48,7 +45,7 @@ class DutyRow:
     @property
     def lease_expired(self) -> bool:
         """True when a `signing` row's claimant is presumed dead."""
-        return self.status == "signing" and self.lease_until < self.now
+        return self.status is DutyStatus.SIGNING and self.lease_until < self.now
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +62,30 @@ class Existing:
 
 
 ClaimResult = Claimed | Existing
+
+
+class DutyRecord(TypedDict):
+    """One duty as export and import carry it (docs/duty-store-format.md)."""
+
+    rollup: str
+    attester: str
+    slot: int
+    duty_type: str
+    digest: bytes
+    payload: bytes
+    status: str
+    node_id: str
+    signature: bytes | None
+    signed_at: float | None
+
+
+class WatermarkRecord(TypedDict):
+    """One scope's high-water slot as export and import carry it."""
+
+    rollup: str
+    attester: str
+    duty_type: str
+    slot: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +127,7 @@ class DutyStore(Protocol):
 
     def claim_publish(
         self, rollup: str, attester: str, slot: int, node_id: str, deadline_s: float
-    ) -> tuple[bool, PublishRecord]: ...
+    ) -> PublishTurn: ...
     def record_publish(
         self,
         rollup: str,
@@ -125,8 +146,10 @@ class DutyStore(Protocol):
     def unregister_node(self, node_id: str, instance: str) -> None: ...
 
     def prune(self, below_or_at: int, rollup: str | None = None) -> PruneReport: ...
-    def export_rows(self, rollup: str | None = None) -> tuple[list[dict], list[dict]]: ...
-    def import_rows(self, duties: list[dict], watermarks: list[dict]) -> tuple[int, list[dict]]: ...
+    def export_rows(self, rollup: str | None = None) -> tuple[list[DutyRecord], list[WatermarkRecord]]: ...
+    def import_rows(
+        self, duties: list[DutyRecord], watermarks: list[WatermarkRecord]
+    ) -> tuple[int, list[DutyRecord]]: ...
     def status(self) -> StoreStatus: ...
     def schema_version(self) -> int: ...
     def migrate(self) -> list[int]: ...
@@ -136,31 +159,3 @@ class DutyStore(Protocol):
     @property
     def healthy(self) -> bool: ...
     def close(self) -> None: ...
-
-
-def open_store(url: str, *, migrate: bool = False, check: bool = True) -> DutyStore:
-    """Open `sqlite:///path` or `postgresql://…`; refuses an unmigrated or newer schema unless `migrate`."""
-    scheme = urlsplit(url).scheme
-    store: DutyStore
-    if scheme == "sqlite":
-        from ha_sequencer.ha.sqlite_store import SqliteDutyStore
-
-        store = SqliteDutyStore(url)
-    elif scheme in ("postgresql", "postgres"):
-        from ha_sequencer.ha.postgres_store import PostgresDutyStore
-
-        store = PostgresDutyStore(url)
-    else:
-        raise StoreURLError(
-            f"--db {redact_dsn(url)!r}: unsupported scheme {scheme!r} "
-            "(use sqlite:///path/to/file.db or postgresql://user@host:port/db)"
-        )
-    try:
-        if migrate:
-            store.migrate()
-        if check:
-            store.check_schema()
-    except BaseException:
-        store.close()
-        raise
-    return store

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from requests import RequestException
+from web3.exceptions import Web3Exception
+
 from ha_sequencer.errors import EXIT_FAILURE_FOUND, HASequencerError
 
 
@@ -11,6 +14,11 @@ class L1Error(HASequencerError):
     """Something went wrong talking to L1 or building/deploying the contract."""
 
     exit_code = EXIT_FAILURE_FOUND
+
+
+# What a caller of L1 expects while an endpoint is unreachable or misbehaving (retry later); anything else is
+# a bug and must stop the node loudly.
+L1_ERRORS: tuple[type[Exception], ...] = (L1Error, Web3Exception, RequestException, OSError)
 
 
 class ToolchainError(L1Error):

@@ -1,4 +1,4 @@
-"""`bench pipeline`: a local network, and how long each stage of each slot's proposal takes (issue 5).
+"""`bench pipeline`: a local network, and how long each stage of each slot's proposal takes.
 
 Stages, in ms after the slot's start, read from the proposer node's own records: proposal gossiped, quorum
 collected, L1 submitted, L1 mined; plus RSS and CPU of every node process. Figures, not assertions.

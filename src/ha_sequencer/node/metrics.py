@@ -1,4 +1,4 @@
-"""The node's Prometheus metrics, on one registry that the guard and gossip may also register on (issue 5)."""
+"""The node's Prometheus metrics, on one registry that the guard and gossip may also register on."""
 
 from __future__ import annotations
 

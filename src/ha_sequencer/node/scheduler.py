@@ -31,12 +31,12 @@ from ha_sequencer.ha.outcomes import (
     SameData,
     StoreUnavailable,
     outcome_label,
-    signature_of,
 )
 from ha_sequencer.node.chain import Chain, ChainError
 from ha_sequencer.node.clock import SlotClock
 from ha_sequencer.node.committees import CommitteeCache
 from ha_sequencer.node.metrics import NodeMetrics
+from ha_sequencer.p2p.errors import P2PError
 from ha_sequencer.p2p.topics import ATTESTATION_TOPIC, PROPOSAL_TOPIC
 from ha_sequencer.protocol.constants import MAX_TXS_PER_BLOCK, NetworkParams
 from ha_sequencer.protocol.execution import Execution, build_block
@@ -288,30 +288,30 @@ class Scheduler:
         digest = proposal_digest(self.params, block.proposal)
         outcome = await self._sign(identity, slot, DutyType.BLOCK_PROPOSAL, digest, encode_block(block))
         record.outcome = outcome_label(outcome)
-        signature = signature_of(outcome)
-        if isinstance(outcome, Adopted):
-            block = decode_block(outcome.payload)
-            log.warning(
-                "slot %d: adopted a dead twin's proposal 0x%s…: finishing it", slot, block.archive.hex()[:12]
-            )
-        elif isinstance(outcome, Busy | Refused):
-            # an HA twin proposed (or is proposing) this slot: stand by to publish its block if it fails
-            log.info("slot %d: proposal held by an HA twin (%s): standing by", slot, outcome_label(outcome))
-            await self._backup_proposer(slot, identity, record)
-            return
-        if signature is None:
-            log.warning("slot %d: proposal not signed: %s", slot, outcome)
-            return
-        if not isinstance(outcome, Adopted):
-            self.chain.remember(execution)
-        signed = SignedBlock(block, signature)
-        msg = ProposalMessage(
-            signed,
-            identity.attester,
-            digest
-            if not isinstance(outcome, Adopted)
-            else parse_proposal(self.params, encode_signed_block(signed)).digest,
-        )
+        match outcome:
+            case NewSignature(signature) | SameData(signature):
+                self.chain.remember(execution)
+                msg = ProposalMessage(SignedBlock(block, signature), identity.attester, digest)
+            case Adopted(signature, payload):
+                # a dead twin's block: the only message this duty may carry, whatever we built
+                block = decode_block(payload)
+                log.warning(
+                    "slot %d: adopted a dead twin's proposal 0x%s…: finishing it",
+                    slot,
+                    block.archive.hex()[:12],
+                )
+                msg = parse_proposal(self.params, encode_signed_block(SignedBlock(block, signature)))
+            case Busy() | Refused():
+                # an HA twin proposed (or is proposing) this slot: stand by to publish its block if it fails
+                log.info("slot %d: proposal held by an HA twin (%s): standing by", slot, record.outcome)
+                await self._backup_proposer(slot, identity, record)
+                return
+            case BelowWatermark() | LostClaim() | StoreUnavailable():
+                log.warning("slot %d: proposal not signed: %s", slot, outcome)
+                return
+            case _:
+                assert_never(outcome)
+        signed = msg.signed
         await self._gossip(PROPOSAL_TOPIC, encode_signed_block(signed))
         record.proposal_gossiped = self.clock.since_slot_start(slot)
         self.metrics.proposal_latency.labels(stage="gossiped").observe(max(0.0, record.proposal_gossiped))
@@ -469,15 +469,18 @@ class Scheduler:
 
     async def _attest_one(self, identity: Identity, slot: int, digest: bytes, payload: bytes) -> None:
         outcome = await self._sign(identity, slot, DutyType.ATTESTATION, digest, payload)
-        signature = signature_of(outcome)
-        if signature is None:
-            if not isinstance(outcome, Busy):
+        match outcome:
+            case NewSignature(signature) | SameData(signature):
+                slot, archive = decode_attestation_payload(payload)
+            case Adopted(signature, stored):
+                slot, archive = decode_attestation_payload(stored)  # the dead twin's vote, not ours
+            case Busy():
+                return  # a live twin is signing this very vote: it gossips it
+            case Refused() | BelowWatermark() | LostClaim() | StoreUnavailable():
                 log.warning("slot %d: attestation by %s not signed: %s", slot, identity.attester, outcome)
-            return
-        if isinstance(outcome, Adopted):
-            slot, archive = decode_attestation_payload(outcome.payload)
-        else:
-            slot, archive = decode_attestation_payload(payload)
+                return
+            case _:
+                assert_never(outcome)
         self.pool.add(slot, archive, identity.attester, signature)
         await self._gossip(ATTESTATION_TOPIC, encode_attestation(SignedAttestation(slot, archive, signature)))
         log.info(
@@ -518,14 +521,11 @@ class Scheduler:
                     pass  # nothing signed, nothing refused: the condition neither starts nor clears
                 case _:
                     assert_never(outcome)
-        if isinstance(outcome, NewSignature | SameData):
-            log.debug(
-                "slot %d: %s signed %s (%s)", slot, identity.attester, duty_type, outcome_label(outcome)
-            )
+        log.debug("slot %d: %s %s: %s", slot, identity.attester, duty_type, outcome_label(outcome))
         return outcome
 
     async def _gossip(self, topic: str, data: bytes) -> None:
         try:
             await self.publish_gossip(topic, data)
-        except Exception as exc:  # no peers yet, or a cap breach: the duty still counts locally
+        except P2PError as exc:  # no peers yet, or a cap breach: the duty still counts locally
             log.warning("gossip publish on %s failed: %s: %s", topic, type(exc).__name__, exc)

@@ -13,18 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
-from requests import RequestException
-from web3.exceptions import Web3Exception
 
-from ha_sequencer.l1.errors import L1Error
-from ha_sequencer.node.chain import Chain, ChainError
+from ha_sequencer.l1.errors import L1_ERRORS
+from ha_sequencer.node.chain import Chain, ChainBlock, ChainError
 from ha_sequencer.node.metrics import NodeMetrics
 from ha_sequencer.protocol.wire import Block
 
 log = logging.getLogger(__name__)
-
-# What counts as "L1 is unreachable or misbehaving" (retry); anything else is a bug and stops the node loudly
-L1_ERRORS = (L1Error, Web3Exception, RequestException, OSError)
 
 # L1 blocks scanned per event query (keeps each eth_getLogs call small)
 SCAN_CHUNK = 2_000
@@ -54,6 +49,7 @@ class Sync:
         *,
         from_l1_block: int = 0,
         scrub: Callable[[str], str] = lambda text: text,
+        on_block: Callable[[ChainBlock], None] = lambda block: None,
     ) -> None:
         self.client = client
         self.chain = chain
@@ -61,8 +57,8 @@ class Sync:
         self.status = SyncStatus()
         self._next_l1_block = from_l1_block
         self._scrub = scrub
+        self._on_block = on_block  # called after each block is applied, with the chain's state at it
         self._lock = trio.Lock()
-        self._new_block = trio.Event()
 
     @property
     def synced(self) -> bool:
@@ -142,12 +138,7 @@ class Sync:
             len(applied.txs),
             len(applied.attesters),
         )
-        self._new_block.set()
-        self._new_block = trio.Event()
-
-    async def wait_new_block(self) -> None:
-        """Wait until the next block is applied."""
-        await self._new_block.wait()
+        self._on_block(applied)
 
     async def run(
         self, poll_s: float, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED

@@ -421,7 +421,10 @@ class GossipNode:
             raise PublishError(f"gossip {topic}: payload of {len(data)} bytes is outside 1..{cap}")
         if pubsub.seen_messages.has(message_id(topic, data)):
             return False
-        await pubsub.publish(topic, data)
+        try:
+            await pubsub.publish(topic, data)
+        except Exception as exc:  # py-libp2p's stream errors have no common base: one error type for callers
+            raise PublishError(f"gossip {topic}: {type(exc).__name__}: {exc}") from exc
         self.metrics.published.labels(topic=topic).inc()
         return True
 

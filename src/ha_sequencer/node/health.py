@@ -1,0 +1,153 @@
+"""The node's health as /status reports it (L1, duty store, gossip), its probe loop and the store heartbeat.
+
+`Health` is the shared state: written by the start-up phase (L1 not reachable yet) and by `HealthMonitor`,
+read by the status page. `Heartbeat` keeps this node's id alive in the duty store, so `ha-db status` and
+the twins see which nodes are up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+
+import trio
+
+from ha_sequencer.ha.errors import DutyStoreError
+from ha_sequencer.ha.guard import DutyGuard
+from ha_sequencer.ha.store import DutyStore
+from ha_sequencer.l1.client import RollupClient
+from ha_sequencer.node.metrics import NodeMetrics
+from ha_sequencer.node.sync import Sync
+from ha_sequencer.p2p.gossip import GossipNode
+
+log = logging.getLogger(__name__)
+
+HEALTH_INTERVAL_S = 1.0
+HEARTBEAT_S = 2.0
+NODE_STALE_S = 10.0  # a node id whose heartbeat is older than this is presumed dead
+
+
+class Health:
+    """L1 and duty-store health, with the gauges that mirror them."""
+
+    def __init__(self, metrics: NodeMetrics, scrub: Callable[[str], str]) -> None:
+        self._metrics = metrics
+        self._scrub = scrub
+        self.l1_error: str | None = "not contacted yet"
+        self.l1_last_ok: float | None = None
+        self.store_healthy: bool | None = None  # None: not opened yet
+
+    def scrub(self, text: str) -> str:
+        """`text` without L1 RPC credentials (URLs, API keys)."""
+        return self._scrub(text)
+
+    def l1_ok(self) -> None:
+        """An L1 call succeeded."""
+        self.l1_error = None
+        self.l1_last_ok = time.time()
+        self._metrics.l1_healthy.set(1)
+
+    def l1_failed(self, why: str) -> None:
+        """L1 is unreachable or erroring; `why` is scrubbed of RPC credentials here."""
+        self.l1_error = self._scrub(why)
+        self._metrics.l1_healthy.set(0)
+
+    def store(self, ok: bool) -> None:
+        """The duty store's probe answered (or not)."""
+        self.store_healthy = ok
+        self._metrics.store_healthy.set(1 if ok else 0)
+
+
+class HealthMonitor:
+    """Every `HEALTH_INTERVAL_S`: the store probe, L1 from the client's endpoints and sync, the peer count."""
+
+    def __init__(
+        self,
+        health: Health,
+        *,
+        guard: DutyGuard,
+        client: RollupClient,
+        sync: Sync,
+        gossip: GossipNode,
+        metrics: NodeMetrics,
+    ) -> None:
+        self._health = health
+        self._guard = guard
+        self._client = client
+        self._sync = sync
+        self._gossip = gossip
+        self._metrics = metrics
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Probe until cancelled; `task_status` fires after the first probe."""
+        await self._probe()
+        task_status.started()
+        while True:
+            await trio.sleep(HEALTH_INTERVAL_S)
+            await self._probe()
+
+    async def _probe(self) -> None:
+        self._health.store(await trio.to_thread.run_sync(lambda: self._guard.healthy))
+        sync_error = self._sync.status.last_error
+        if self._client.healthy and sync_error is None:
+            self._health.l1_ok()
+        else:
+            self._health.l1_failed(sync_error or "no L1 RPC endpoint healthy")
+        self._metrics.peers.set(self._gossip.peer_count())
+
+
+class Heartbeat:
+    """This node's row in the store's `nodes` table: registered at start, refreshed, removed at exit."""
+
+    def __init__(self, store: DutyStore, node_id: str) -> None:
+        self._store = store
+        self.node_id = node_id
+        self.instance = f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}"
+
+    async def register(self) -> None:
+        """Register this instance; a live instance holding the same id is reported, not fatal.
+
+        A node restarted after kill -9 finds its own old row still fresh; refusing it would turn every quick
+        restart into an outage. Two live nodes with one id stay safe (claims are held by lock tokens, not
+        node ids) but confuse operators, hence the warning.
+        """
+        took = await trio.to_thread.run_sync(
+            lambda: self._store.register_node(
+                self.node_id, self.instance, socket.gethostname(), os.getpid(), NODE_STALE_S
+            )
+        )
+        if not took:
+            log.warning(
+                "node id %s has a heartbeat younger than %g s in the duty store: another node may use it",
+                self.node_id,
+                NODE_STALE_S,
+            )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Refresh the heartbeat every `HEARTBEAT_S` until cancelled."""
+        task_status.started()
+        while True:
+            await trio.sleep(HEARTBEAT_S)
+            try:
+                alive = await trio.to_thread.run_sync(
+                    lambda: self._store.heartbeat_node(self.node_id, self.instance)
+                )
+                if not alive:  # not registered yet (an old instance's row was fresh at start): take it now
+                    await trio.to_thread.run_sync(self._take_over)
+            except DutyStoreError as exc:  # the store's health is the monitor's to report
+                log.debug("duty store heartbeat failed: %s", exc)
+
+    def _take_over(self) -> None:
+        self._store.register_node(
+            self.node_id, self.instance, socket.gethostname(), os.getpid(), NODE_STALE_S
+        )
+
+    async def unregister(self) -> None:
+        """Release the id at a clean exit (the store may be the thing that is down)."""
+        try:
+            await trio.to_thread.run_sync(lambda: self._store.unregister_node(self.node_id, self.instance))
+        except DutyStoreError as exc:
+            log.warning("could not unregister from the duty store: %s", exc)
