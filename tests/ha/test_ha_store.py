@@ -294,7 +294,7 @@ def test_ha_db_commands(store_url, tmp_path):
 
 
 def test_bench_guard_reports_the_issue_fields():
-    from ha_sequencer.ha.bench import bench_guard_run
+    from ha_sequencer.bench.guard import bench_guard_run
 
     result = bench_guard_run("sqlite", nodes=2, duties=60)
     for k in (

@@ -1,6 +1,6 @@
 """Racing guarded signers in OS processes: the proof tests and `ha-sequencer bench guard` share this.
 
-`python -m ha_sequencer.ha.bench …` is one racer (a node): it signs `duties` duties through a `DutyGuard`,
+`python -m ha_sequencer.bench.guard …` is one racer (a node): it signs `duties` duties through a `DutyGuard`,
 choosing at random the shared digest or its own, writes one JSON line per duty, then (bench) signs raw.
 """
 
@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from typing import Any
 from eth_account import Account
 from eth_utils import keccak
 
+from ha_sequencer.bench.stats import percentile
 from ha_sequencer.ha.outcomes import (
     Adopted,
     Busy,
@@ -203,7 +203,7 @@ def run_race(
             cmd = [
                 sys.executable,
                 "-m",
-                "ha_sequencer.ha.bench",
+                "ha_sequencer.bench.guard",
                 "--db",
                 db,
                 "--node-id",
@@ -303,14 +303,8 @@ def audit(result: RaceResult) -> dict[str, Any]:
     }
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    return (
-        statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
-        if len(values) > 1
-        else values[0]
-    )
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def bench_guard_run(
@@ -325,7 +319,7 @@ def bench_guard_run(
     from ha_sequencer.ha.backends import open_store
 
     if private_pg:
-        from ha_sequencer.ha.pgcluster import PrivatePostgres
+        from ha_sequencer.localnet.postgres import PrivatePostgres
 
         with PrivatePostgres() as pg:
             result = bench_guard_run("postgres", nodes, duties, pg.create_database("bench"), p_same)
@@ -377,8 +371,8 @@ def bench_guard_run(
         "unavailable": a["store_unavailable"] + a["lost_claim"],
         "equivocations": a["equivocations"],
         "unsigned_duties": a["unsigned"],
-        "claim_p50_ms": round(_percentile(claim_ms, 0.5), 4),
-        "claim_p99_ms": round(_percentile(claim_ms, 0.99), 4),
+        "claim_p50_ms": _ms(percentile(claim_ms, 0.5)),
+        "claim_p99_ms": _ms(percentile(claim_ms, 0.99)),
         "claim_max_ms": round(max(claim_ms), 4),
         "guarded_per_s": round(nodes * duties / guarded_s, 1),
         "raw_sign_per_s": round(nodes * duties / raw_s, 1),
