@@ -15,12 +15,13 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from eth_account import Account
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from ha_sequencer.bench.stats import percentile
 from ha_sequencer.ha.outcomes import (
@@ -193,7 +194,7 @@ def run_race(
 ) -> RaceResult:
     """Start `nodes` racer processes on one store and one attester, release them together, collect traces."""
     account = Account.from_key(key) if key is not None else Account.create()
-    rollup = rollup or Account.create().address
+    rollup_address = rollup or Account.create().address
     work = Path(tempfile.mkdtemp(prefix="ha-race-"))
     procs: dict[str, subprocess.Popen] = {}
     base_env = {**os.environ, KEY_ENV: account.key.hex(), **(env or {})}
@@ -209,7 +210,7 @@ def run_race(
                 "--node-id",
                 node_id,
                 "--rollup",
-                rollup,
+                rollup_address,
                 "--duties",
                 str(duties),
                 "--slot0",
@@ -244,7 +245,7 @@ def run_race(
                 }
                 time.sleep(0.005)
             (work / "go-raw").touch()
-        result = RaceResult(attester=account.address, rollup=rollup)
+        result = RaceResult(attester=account.address, rollup=rollup_address)
         for node_id, proc in procs.items():
             result.returncodes[node_id] = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
             lines = []
@@ -324,28 +325,35 @@ def bench_guard_run(
         with PrivatePostgres() as pg:
             result = bench_guard_run("postgres", nodes, duties, pg.create_database("bench"), p_same)
         return {**result, "db": "private cluster, fsync off"}
-    cleanup = None
+    cleanup: Callable[[], None] | None = None
     if db is None:
         if store_kind == "sqlite":
             tmp = Path(tempfile.mkdtemp(prefix="ha-bench-"))
             db = f"sqlite:///{tmp}/duties.db"
 
-            def cleanup() -> None:
+            def remove_tmp() -> None:
                 for f in tmp.iterdir():
                     f.unlink()
                 tmp.rmdir()
+
+            cleanup = remove_tmp
         else:
             import psycopg
+            from psycopg import sql
 
             admin = os.environ.get("HA_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
             name = f"ha_bench_{uuid.uuid4().hex[:12]}"
             with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
             db = admin.rsplit("/", 1)[0] + "/" + name
 
-            def cleanup() -> None:
+            def drop_database() -> None:
                 with psycopg.connect(admin, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    conn.execute(
+                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                    )
+
+            cleanup = drop_database
 
     try:
         open_store(db, migrate=True).close()

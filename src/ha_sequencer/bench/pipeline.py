@@ -46,13 +46,13 @@ def run_pipeline(
         net.wait_ready(timeout=120)
         params_slot = net.nodes["n0"].status()[1]["slot"]
         first = params_slot + 2  # skip the warm-up slots
-        usage_start = {n.name: process_usage(n.proc.pid) for n in net.nodes.values()}
+        usage_start = {n.name: process_usage(n.pid) for n in net.nodes.values()}
         t_start = time.monotonic()
         last = first + slots - 1
         while net.nodes["n0"].status()[1]["slot"] <= last + 1:
             time.sleep(slot_duration / 2)
         elapsed = time.monotonic() - t_start
-        usage_end = {n.name: process_usage(n.proc.pid) for n in net.nodes.values()}
+        usage_end = {n.name: process_usage(n.pid) for n in net.nodes.values()}
         per_slot: dict[int, dict[str, Any]] = {s: {"slot": s, "block": False} for s in range(first, last + 1)}
         for node in net.nodes.values():
             for rec in node.rpc("node_getSlotRecords")["result"]:
@@ -65,6 +65,7 @@ def run_pipeline(
                             entry[stage] = round(value * 1000, 1)
                     entry["attestations"] = max(entry.get("attestations", 0), rec["attestations"])
                     entry["proposer_node"] = node.name
+        assert net.rollup is not None  # deployed by net.start()
         client = RollupClient(net.l1_urls, net.rollup)
         for event in client.block_proposed_events(0):
             if event.slot in per_slot:

@@ -12,6 +12,7 @@ import copy
 import json
 import shutil
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,8 @@ class NodeKeystore:
 
     node: int
     path: Path
-    attesters: list[str]
-    publisher: list[str]
+    attesters: Sequence[str]
+    publisher: Sequence[str]
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from ha_sequencer.keys.bls import BN254_R, bls_public_key
 from ha_sequencer.keys.derivation import bip39_seed, eth_key_from_seed
