@@ -29,7 +29,8 @@ from ha_sequencer.keys.files import (
 )
 from ha_sequencer.keys.keystore import PasswordSource, inspect_keystore, loaded_from_report
 from ha_sequencer.keys.report import Finding, NodeReport, Severity
-from ha_sequencer.keys.resolution import ResolvedAccount, resolve_key_path
+from ha_sequencer.keys.resolution import resolve_key_path
+from ha_sequencer.keys.resolved import ResolvedAccount
 
 NODE_DIR = "node{k}"
 NODE_KEYSTORE = "keystore.json"
