@@ -9,13 +9,17 @@ bootstrap:
 devnet: bootstrap
 	$(VENV)/ha-sequencer devnet up $(ARGS)
 
+PYRIGHT := node_modules/.bin/pyright
+
 lint: bootstrap
 	$(VENV)/ruff check src tests benchmarks
 	$(VENV)/ruff format --check src tests benchmarks
+	$(PYRIGHT)
 
 test: bootstrap
 	@scripts/ensure-postgres.sh
 	$(VENV)/ruff check src tests benchmarks
+	$(PYRIGHT)
 	$(VENV)/python -m pytest $(PYTEST_ARGS)
 
 artifacts: bootstrap

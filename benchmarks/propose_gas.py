@@ -13,7 +13,7 @@ import statistics
 import sys
 
 from ha_sequencer.l1.anvil import Anvil
-from ha_sequencer.l1.localnet import deploy_local_rollup
+from ha_sequencer.localnet.rollup import deploy_local_rollup
 from ha_sequencer.protocol.committee import quorum
 
 CASES = [(4, 4), (16, 16), (48, 48), (48, 100)]  # (committee size, validator set size)

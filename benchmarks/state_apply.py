@@ -13,7 +13,7 @@ import json
 import time
 
 from eth_account import Account
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from ha_sequencer.node.mempool import Mempool
 from ha_sequencer.protocol.block import decode_txs, encode_txs, sign_tx

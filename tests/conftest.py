@@ -11,9 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from ha_sequencer.ha.pgcluster import PrivatePostgres
 from ha_sequencer.l1.anvil import Anvil
-from ha_sequencer.l1.localnet import LocalRollup, deploy_local_rollup
+from ha_sequencer.localnet.postgres import PrivatePostgres
+from ha_sequencer.localnet.rollup import LocalRollup, deploy_local_rollup
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def anvil() -> Iterator[Anvil]:
 def rollup_factory(anvil: Anvil) -> Callable[..., LocalRollup]:
     """Deploy Rollups on the test's anvil: `rollup_factory(validators=4, slot_duration=4, ...)`.
 
-    Keyword arguments are those of `ha_sequencer.l1.localnet.deploy_local_rollup`; the genesis validators'
+    Keyword arguments are those of `ha_sequencer.localnet.rollup.deploy_local_rollup`; the genesis validators'
     keys are in `.validators`, the funded deployer in `.deployer`, a client in `.client`.
     """
 

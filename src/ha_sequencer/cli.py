@@ -17,9 +17,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-bench_app = typer.Typer(
-    help="Benchmarks (figures for notes and comparisons; never asserted in tests).", no_args_is_help=True
-)
 
 _err = Console(stderr=True)
 
@@ -41,14 +38,13 @@ def _root(
 
 def _register() -> None:
     # Each package owns its commands; this file only composes them, in the operator's order.
+    from ha_sequencer.bench.commands import app as bench_app
     from ha_sequencer.devnet.commands import app as devnet_app
     from ha_sequencer.devnet.commands import failover_test
     from ha_sequencer.ha.commands import app as ha_db_app
-    from ha_sequencer.ha.commands import bench_guard
     from ha_sequencer.keys.commands import app as keys_app
     from ha_sequencer.l1.commands import app as l1_app
     from ha_sequencer.monitoring.commands import balance, monitor
-    from ha_sequencer.node.bench import bench_pipeline
     from ha_sequencer.node.commands import app as node_app
 
     app.add_typer(keys_app, name="validator-keys")
@@ -60,8 +56,6 @@ def _register() -> None:
     app.add_typer(ha_db_app, name="ha-db")
     app.add_typer(l1_app, name="l1")
     app.add_typer(bench_app, name="bench")
-    bench_app.command("guard")(bench_guard)
-    bench_app.command("pipeline")(bench_pipeline)
 
 
 _register()

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from ha_sequencer.ha.backends import open_store
-from ha_sequencer.ha.pgcluster import PrivatePostgres
 from ha_sequencer.ha.store import DutyStore
+from ha_sequencer.localnet.postgres import PrivatePostgres
 
 STORES = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
 

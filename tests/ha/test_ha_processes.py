@@ -8,8 +8,8 @@ import threading
 import pytest
 from eth_account import Account
 
+from ha_sequencer.bench.guard import audit, digest_for, duty_of, payload_for, run_race
 from ha_sequencer.ha.backends import open_store
-from ha_sequencer.ha.bench import audit, digest_for, duty_of, payload_for, run_race
 from ha_sequencer.ha.faults import FAULT_ENV, MID_DUTY_POINTS
 from ha_sequencer.ha.guard import DutyGuard
 from ha_sequencer.ha.outcomes import Adopted, NewSignature, Refused, SameData

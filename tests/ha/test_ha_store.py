@@ -13,14 +13,12 @@ from typer.testing import CliRunner
 from ha_sequencer.ha.backends import open_store
 from ha_sequencer.ha.commands import app as ha_db_app
 from ha_sequencer.ha.errors import (
-    DuplicateNodeError,
     ImportConflict,
     InterchangeError,
     SchemaMismatch,
     StoreURLError,
 )
 from ha_sequencer.ha.guard import DutyGuard
-from ha_sequencer.ha.heartbeat import NodeLiveness
 from ha_sequencer.ha.interchange import export_document, import_document, parse_document
 from ha_sequencer.ha.outcomes import BelowWatermark, DutyType, NewSignature, Refused, SameData
 from ha_sequencer.ha.store import SCHEMA_VERSION
@@ -117,29 +115,6 @@ def test_postgres_records_are_durable_only_claims_skip_the_flush(pg_url):
         assert store._execute_claim(setting, {}) == [("off",)]
     finally:
         store.close()
-
-
-def test_second_live_node_with_the_same_id_refuses(store):
-    first = NodeLiveness(store, "node-a", interval_s=0.05, stale_s=2.0)
-    first.start()
-    with pytest.raises(DuplicateNodeError, match="node-a"):
-        NodeLiveness(store, "node-a", stale_s=2.0).start()
-    with NodeLiveness(store, "node-b", stale_s=2.0):
-        pass
-    first.stop()  # a clean stop releases the id at once
-    with NodeLiveness(store, "node-a", stale_s=2.0) as again:
-        assert not again.displaced
-
-
-def test_crashed_node_id_is_taken_after_it_goes_stale(store):
-    assert store.register_node("node-c", "old-instance", "h", 1, 0.2)  # never heartbeats again
-    with pytest.raises(DuplicateNodeError):
-        NodeLiveness(store, "node-c", stale_s=30).start()
-    import time
-
-    time.sleep(0.3)
-    with NodeLiveness(store, "node-c", stale_s=0.2):
-        assert not store.heartbeat_node("node-c", "old-instance")  # the old instance learns it was displaced
 
 
 def _history(store, account, slots):
@@ -294,7 +269,7 @@ def test_ha_db_commands(store_url, tmp_path):
 
 
 def test_bench_guard_reports_the_issue_fields():
-    from ha_sequencer.ha.bench import bench_guard_run
+    from ha_sequencer.bench.guard import bench_guard_run
 
     result = bench_guard_run("sqlite", nodes=2, duties=60)
     for k in (

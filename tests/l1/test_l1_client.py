@@ -9,7 +9,7 @@ from web3 import Web3
 from ha_sequencer.l1.anvil import Anvil, free_port
 from ha_sequencer.l1.client import RollupClient
 from ha_sequencer.l1.errors import ReceiptTimeout, RpcUnavailable
-from ha_sequencer.l1.localnet import deploy_local_rollup
+from ha_sequencer.localnet.rollup import deploy_local_rollup
 from ha_sequencer.protocol.block import genesis_archive
 
 

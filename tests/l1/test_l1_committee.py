@@ -7,7 +7,7 @@ from eth_account import Account
 from eth_utils import keccak
 
 from ha_sequencer.l1 import errors as E
-from ha_sequencer.l1.localnet import deploy_local_rollup
+from ha_sequencer.localnet.rollup import deploy_local_rollup
 from ha_sequencer.protocol.committee import committee_for, proposer_for
 from ha_sequencer.protocol.messages import Attestation, attestation_digest, sign_digest
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ha_sequencer.l1.localnet import LocalRollup
+from ha_sequencer.localnet.rollup import LocalRollup
 
 
 def test_deployed_rollup_fixture(deployed_rollup: LocalRollup) -> None:

@@ -9,7 +9,7 @@ from eth_account import Account
 from eth_utils import keccak
 
 from ha_sequencer.l1 import errors as E
-from ha_sequencer.l1.localnet import LocalRollup, deploy_local_rollup
+from ha_sequencer.localnet.rollup import LocalRollup, deploy_local_rollup
 from ha_sequencer.protocol.committee import quorum
 from ha_sequencer.protocol.messages import PROPOSAL_TYPEHASH, Proposal, proposal_digest, sign_digest
 

@@ -6,7 +6,7 @@ import pytest
 from web3.logs import DISCARD
 
 from ha_sequencer.l1 import errors as E
-from ha_sequencer.l1.localnet import LocalRollup, deploy_local_rollup
+from ha_sequencer.localnet.rollup import LocalRollup, deploy_local_rollup
 from ha_sequencer.protocol.constants import BPS, SLASH_REPORTER_SHARE_BPS
 from ha_sequencer.protocol.messages import (
     Attestation,

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ha_sequencer.cli import main
-from ha_sequencer.l1.localnet import LocalRollup, deploy_local_rollup
+from ha_sequencer.localnet.rollup import LocalRollup, deploy_local_rollup
 from ha_sequencer.monitoring.duties import DutyMonitor
 from ha_sequencer.monitoring.l1 import L1Wallet
 from ha_sequencer.protocol.committee import quorum

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ha_sequencer.l1.localnet import deploy_local_rollup
+from ha_sequencer.localnet.rollup import deploy_local_rollup
 from ha_sequencer.protocol.committee import quorum
 
 

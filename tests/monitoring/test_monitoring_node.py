@@ -11,7 +11,7 @@ import pytest
 from eth_account import Account
 
 from ha_sequencer.l1.client import RollupClient
-from ha_sequencer.node.localnet import LocalNet, generate_validators, keystore_document, write_keystore
+from ha_sequencer.localnet.nodes import LocalNet, generate_validators, keystore_document, write_keystore
 
 pytestmark = pytest.mark.slow
 

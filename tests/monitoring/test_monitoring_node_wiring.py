@@ -20,12 +20,12 @@ from ha_sequencer.ha.backends import open_store
 from ha_sequencer.ha.guard import DutyGuard
 from ha_sequencer.keys import load_keystore
 from ha_sequencer.l1.client import RollupClient
+from ha_sequencer.localnet.nodes import generate_validators, keystore_document, write_keystore
 from ha_sequencer.monitoring.l1 import L1Wallet
 from ha_sequencer.monitoring.service import FundsService, FundsSettings
 from ha_sequencer.node.app import Node, log_startup
 from ha_sequencer.node.clock import SlotClock, SlotTiming
 from ha_sequencer.node.config import ConfigError, build_config
-from ha_sequencer.node.localnet import generate_validators, keystore_document, write_keystore
 from ha_sequencer.node.metrics import NodeMetrics
 from ha_sequencer.node.publisher import Publisher
 from ha_sequencer.protocol.wire import Block, SignedBlock

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 
+from ha_sequencer.localnet.nodes import signed_transfer
 from ha_sequencer.node.chain import Chain, ChainError
-from ha_sequencer.node.localnet import signed_transfer
 from ha_sequencer.protocol.execution import build_block
 from ha_sequencer.protocol.wire import Block
 from params_fixtures import PARAMS

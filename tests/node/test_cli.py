@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ha_sequencer.node.localnet import generate_validators, keystore_document, write_keystore
+from ha_sequencer.localnet.nodes import generate_validators, keystore_document, write_keystore
 
 ENTRY = [sys.executable, "-m", "ha_sequencer.cli", "node"]
 
@@ -69,8 +69,8 @@ def test_the_duty_store_url_reaches_a_node_through_its_environment_not_argv(
 ) -> None:
     import typer.main
 
+    from ha_sequencer.localnet.nodes import HA_DB_ENV, NodeProcess
     from ha_sequencer.node.commands import app
-    from ha_sequencer.node.localnet import HA_DB_ENV, NodeProcess
 
     url = "postgresql://hasq:s3cret-pw@db.internal:5432/duties"
     node = NodeProcess("n0", tmp_path, tmp_path / "keystore.json", 8080, 9000, "peer", ha_db=url)

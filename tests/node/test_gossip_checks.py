@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from eth_account import Account
 
+from ha_sequencer.localnet.nodes import signed_transfer
 from ha_sequencer.node.committees import CommitteeCache
 from ha_sequencer.node.gossip_checks import GossipChecks
-from ha_sequencer.node.localnet import signed_transfer
 from ha_sequencer.p2p.validation import Verdict
 from ha_sequencer.protocol.committee import proposer_for
 from ha_sequencer.protocol.messages import (

@@ -22,7 +22,7 @@ from web3 import Web3
 
 from ha_sequencer.l1.build import load_artifact
 from ha_sequencer.l1.client import RollupClient
-from ha_sequencer.node.localnet import LocalNet, generate_validators
+from ha_sequencer.localnet.nodes import LocalNet, generate_validators
 from ha_sequencer.protocol.messages import Attestation, attestation_digest, proposal_digest
 
 pytestmark = pytest.mark.slow

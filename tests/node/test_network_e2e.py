@@ -18,7 +18,7 @@ import trio
 from tcp_proxy import TcpProxy
 
 from ha_sequencer.l1.client import RollupClient
-from ha_sequencer.node.localnet import LocalNet, generate_validators, signed_transfer
+from ha_sequencer.localnet.nodes import LocalNet, generate_validators, signed_transfer
 from ha_sequencer.p2p.gossip import GossipConfig, GossipNode
 from ha_sequencer.p2p.topics import ATTESTATION_TOPIC, PROPOSAL_TOPIC, TX_TOPIC
 from ha_sequencer.protocol.committee import quorum

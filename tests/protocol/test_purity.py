@@ -21,6 +21,8 @@ ALLOWED_ROOTS = {
     "typing",
     "eth_abi",
     "eth_account",
+    "eth_keys",
+    "eth_typing",
     "eth_utils",
 }
 ALLOWED_PROJECT = ("ha_sequencer.errors", "ha_sequencer.protocol")

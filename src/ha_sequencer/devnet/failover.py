@@ -28,6 +28,7 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -293,7 +294,7 @@ class FailoverTest:
         # phase 4: restart
         restart_slot = self.now_slot()
         proc = spawn_node(target, self.state.ha_db_url())
-        update_node_pid(self.state.directory, target.name, proc.pid)
+        update_node_pid(Path(self.state.directory), target.name, proc.pid)
         target.pid = proc.pid
         self.say(f"phase 4 restart: {target.name} started again (pid {proc.pid}) in slot {restart_slot}")
         healthy_after = self._wait_rejoined(target)
@@ -418,7 +419,7 @@ class FailoverTest:
         gone = wait_gone(target.pid, 5.0 if self.kill else SIGTERM_TIMEOUT_S)
         if not gone:
             raise DevnetError(f"node {target.name} did not exit within {SIGTERM_TIMEOUT_S:.0f} s of SIGTERM")
-        update_node_pid(self.state.directory, target.name, None)
+        update_node_pid(Path(self.state.directory), target.name, None)
         if not self.kill:
             clean = "stopped cleanly" in log_tail(target.log, 4000)
             self.say(

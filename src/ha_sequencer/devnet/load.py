@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import httpx
 from eth_account.signers.local import LocalAccount
 
-from ha_sequencer.node.localnet import signed_transfer
+from ha_sequencer.localnet.nodes import signed_transfer
 from ha_sequencer.protocol.constants import NetworkParams
 
 log = logging.getLogger(__name__)

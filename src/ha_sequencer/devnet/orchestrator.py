@@ -53,7 +53,7 @@ from ha_sequencer.keys.files import ensure_private_dir
 from ha_sequencer.keys.keystore import load_keystore
 from ha_sequencer.l1.anvil import Anvil, free_port
 from ha_sequencer.l1.deploy import GenesisValidator, deploy_rollup
-from ha_sequencer.node.localnet import HA_DB_ENV, PUBLISHER_FUNDING_WEI, NodeProcess, fund_accounts
+from ha_sequencer.localnet.nodes import HA_DB_ENV, PUBLISHER_FUNDING_WEI, NodeProcess, fund_accounts
 from ha_sequencer.p2p.identity import load_or_create_peer_key, peer_id_of
 from ha_sequencer.protocol.committee import quorum
 from ha_sequencer.protocol.constants import MAX_COMMITTEE_SIZE

@@ -178,8 +178,11 @@ class Watcher:
         self.bootstrap = list(bootstrap)
         self.ledger = SignatureLedger()
         self.malformed = 0
-        self._tmp = None if key_dir is not None else tempfile.TemporaryDirectory(prefix="hasq-watcher-")
-        self._key_path = (key_dir if key_dir is not None else Path(self._tmp.name)) / "watcher-p2p-key"
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if key_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="hasq-watcher-")
+            key_dir = Path(self._tmp.name)
+        self._key_path = key_dir / "watcher-p2p-key"
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._scope: trio.CancelScope | None = None

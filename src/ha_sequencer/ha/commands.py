@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from ha_sequencer.cli_options import DutyStoreUrl, JsonObject, RollupFilter
-from ha_sequencer.errors import EXIT_FAILURE_FOUND, InputError
+from ha_sequencer.errors import InputError
 from ha_sequencer.ha.backends import open_store
 from ha_sequencer.ha.errors import ImportConflict, InterchangeError
 from ha_sequencer.ha.store import SCHEMA_VERSION
@@ -154,41 +154,3 @@ def import_(
             f"holds (first: {first['attester']} slot {first['slot']} {first['duty_type']}); "
             "the store kept its own rows"
         )
-
-
-def bench_guard(
-    store: str = typer.Option("sqlite", "--store", help="sqlite or postgres."),
-    nodes: int = typer.Option(3, "--nodes", min=1, help="Racing nodes (OS processes)."),
-    duties: int = typer.Option(2000, "--duties", min=1, help="Duties per node (the same duties for all)."),
-    db: str | None = typer.Option(
-        None,
-        "--db",
-        envvar=f"{_ENV}BENCH_DB",
-        help="Store URL (default: a temp SQLite file, or a temp database on "
-        "HA_TEST_DATABASE_URL / 127.0.0.1:5432).",
-    ),
-    p_same: float = typer.Option(
-        0.5, "--p-same", min=0.0, max=1.0, help="Probability a racer picks the shared digest."
-    ),
-    private_pg: bool = typer.Option(
-        False,
-        "--private-pg",
-        help="postgres: a throwaway local cluster with fsync off (isolates the guard's cost from the disk).",
-    ),
-    as_json: JsonObject = False,
-) -> None:
-    """Race N guarded signers on M duties; report outcomes, claim latency and guarded vs raw signing rate."""
-    from ha_sequencer.ha.bench import bench_guard_run
-
-    if store not in ("sqlite", "postgres"):
-        raise InputError(f"--store: expected sqlite or postgres, got {store!r}")
-    if private_pg and store != "postgres":
-        raise InputError("--private-pg: only with --store postgres")
-    result = bench_guard_run(store, nodes, duties, db, p_same=p_same, private_pg=private_pg)
-    if as_json:
-        typer.echo(json.dumps(result))
-    else:
-        for k, v in result.items():
-            typer.echo(f"{k:>18}: {v}")
-    if result["equivocations"] or result["unsigned_duties"]:
-        raise typer.Exit(EXIT_FAILURE_FOUND)

@@ -159,7 +159,7 @@ class PostgresDutyStore(SqlDutyStore):
         with self._probe_lock:
             try:
                 if self._probe_conn is None or self._probe_conn.closed:
-                    probe_kwargs = {
+                    probe_kwargs: dict[str, Any] = {
                         **self._kwargs,
                         "connect_timeout": 1,
                         "options": "-c statement_timeout=1000",

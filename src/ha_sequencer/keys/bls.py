@@ -6,9 +6,9 @@ Compression: the affine x coordinate big-endian, with the top bit set when y is 
 
 from __future__ import annotations
 
-from py_ecc.optimized_bn128 import G1, multiply, normalize
-from py_ecc.optimized_bn128 import curve_order as BN254_R
-from py_ecc.optimized_bn128 import field_modulus as BN254_P
+from py_ecc.optimized_bn128.optimized_curve import G1, multiply, normalize
+from py_ecc.optimized_bn128.optimized_curve import curve_order as BN254_R
+from py_ecc.optimized_bn128.optimized_curve import field_modulus as BN254_P
 
 __all__ = ["BN254_P", "BN254_R", "bls_public_key", "decompress_g1", "is_valid_bls_secret"]
 

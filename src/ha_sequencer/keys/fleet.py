@@ -12,6 +12,7 @@ import copy
 import json
 import shutil
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ from ha_sequencer.keys.files import (
 )
 from ha_sequencer.keys.keystore import PasswordSource, inspect_keystore, loaded_from_report
 from ha_sequencer.keys.report import Finding, NodeReport, Severity
-from ha_sequencer.keys.resolution import ResolvedAccount, resolve_key_path
+from ha_sequencer.keys.resolution import resolve_key_path
+from ha_sequencer.keys.resolved import ResolvedAccount
 
 NODE_DIR = "node{k}"
 NODE_KEYSTORE = "keystore.json"
@@ -45,8 +47,8 @@ class NodeKeystore:
 
     node: int
     path: Path
-    attesters: list[str]
-    publisher: list[str]
+    attesters: Sequence[str]
+    publisher: Sequence[str]
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from json import decoder
 from typing import Any
 
@@ -11,6 +12,9 @@ _SCALAR = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|nu
 _PATH_PART = re.compile(r"\[(\d+)\]|\.?([A-Za-z_$][A-Za-z0-9_$-]*)")
 
 Path = tuple[Any, ...]
+
+# json's own string scanner (C-accelerated; typeshed does not declare it): a key as json.loads reads it
+_scanstring: Callable[[str, int], tuple[str, int]] = getattr(decoder, "scanstring")  # noqa: B009
 
 
 def value_offsets(text: str) -> dict[Path, int]:
@@ -67,7 +71,7 @@ def _value(text: str, i: int, path: Path, out: dict[Path, int]) -> int:
         if text[i] == "}":
             return i + 1
         while True:
-            key, i = decoder.scanstring(text, i + 1)
+            key, i = _scanstring(text, i + 1)
             i = _skip(text, i)
             i = _skip(text, i + 1)  # past ':'
             i = _skip(text, _value(text, i, (*path, key), out))
@@ -86,7 +90,7 @@ def _value(text: str, i: int, path: Path, out: dict[Path, int]) -> int:
                 return i + 1
             i = _skip(text, i + 1)
     if char == '"':
-        return decoder.scanstring(text, i + 1)[1]
+        return _scanstring(text, i + 1)[1]
     match = _SCALAR.match(text, i)
     if not match:
         raise ValueError(f"unexpected character at {i}")

@@ -9,14 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from ha_sequencer.keys.errors import KeystoreError
 from ha_sequencer.keys.positions import locate
+from ha_sequencer.keys.resolved import ResolvedAccount, ResolvedBlock
 from ha_sequencer.keys.schema import Keystore
-
-if TYPE_CHECKING:  # resolution fills reports in, so it imports this module, not the other way round
-    from ha_sequencer.keys.resolution import ResolvedAccount, ResolvedBlock
 
 Severity = Literal["error", "warning"]
 

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from ha_sequencer.keys.bls import BN254_R, bls_public_key
 from ha_sequencer.keys.derivation import bip39_seed, eth_key_from_seed
@@ -40,6 +38,7 @@ from ha_sequencer.keys.errors import (
     show_path,
 )
 from ha_sequencer.keys.report import FileReport, Finding
+from ha_sequencer.keys.resolved import ResolvedAccount, ResolvedAttester, ResolvedBlock
 from ha_sequencer.keys.schema import (
     AttesterPair,
     EncryptedKeyFile,
@@ -80,44 +79,6 @@ class PasswordLookup(Protocol):
     def password_for(self, key_file: Path) -> str | None:
         """The password to try for `key_file`, if any."""
         ...
-
-
-@dataclass(frozen=True, eq=False)
-class ResolvedAccount:
-    """An ETH account found in a keystore: its address when known, its local key when there is one."""
-
-    address: str | None
-    account: LocalAccount | None = field(repr=False)
-    json_path: str
-    kind: Literal["key", "mnemonic", "file", "remote"]
-    key_file: Path | None = field(default=None, repr=False)  # user-written: may be a pasted key
-    password: Secret | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True, eq=False)
-class ResolvedAttester:
-    """An attester: its ETH account and its BN254 key (if any)."""
-
-    eth: ResolvedAccount
-    bls_secret: int | None = field(repr=False)
-    bls_public: bytes | None
-    bls_json_path: str | None = None
-    bls_key_file: Path | None = field(default=None, repr=False)
-    bls_password: Secret | None = field(default=None, repr=False)
-
-
-@dataclass(eq=False)
-class ResolvedBlock:
-    """One `validators[i]` block after resolution."""
-
-    index: int
-    json_path: str
-    attesters: list[ResolvedAttester]
-    publishers: list[ResolvedAccount]
-    publisher_source: Literal["validator", "top-level", "attester"]
-    fee_recipient: bytes | None
-    coinbase: str | None
-    funding: ResolvedAccount | None
 
 
 def resolve_file(report: FileReport, *, files: KeyFileReader, passwords: PasswordLookup | None) -> None:

@@ -16,12 +16,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_bytes, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.conversions import to_bytes
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+from web3.types import TxParams
 
 from ha_sequencer.l1.build import load_artifact
 from ha_sequencer.l1.errors import ERRORS_BY_NAME, L1Error, RollupError, TransactionFailed, UnknownRevert
@@ -385,7 +388,7 @@ class RollupClient:
     def _revert_reason(self, tx_hash: bytes, block_number: int) -> L1Error:
         # Replay against the state after the block: for a lost race this yields e.g. SlotAlreadyInChain.
         tx = self.transport.transaction(tx_hash)
-        call = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"]}
+        call: TxParams = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"]}
         try:
             self._call("eth_call", lambda w3, c: w3.eth.call(call, block_number))
         except RollupError as exc:

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import is_address, to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 
 from ha_sequencer.cli_options import L1RpcUrl
 from ha_sequencer.errors import InputError

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
+from hexbytes import HexBytes
 from web3 import Web3
 
 from ha_sequencer.l1.build import load_artifact
@@ -111,7 +112,9 @@ def deploy_rollup(
 
 def _wait(w3: Web3, tx_hash: bytes, timeout: float) -> dict:
     try:
-        return dict(w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout, poll_latency=0.05))
+        return dict(
+            w3.eth.wait_for_transaction_receipt(HexBytes(tx_hash), timeout=timeout, poll_latency=0.05)
+        )
     except Exception as exc:
         raise ReceiptTimeout(f"tx 0x{bytes(tx_hash).hex()} not mined within {timeout:.0f} s: {exc}") from exc
 

@@ -20,11 +20,19 @@ def max_fee_per_gas(base_fee_per_gas: int, priority_fee_per_gas: int) -> int:
     return 2 * base_fee_per_gas + priority_fee_per_gas
 
 
+def latest_base_fee(w3: Web3) -> int:
+    """The base fee of the latest L1 block (EIP-1559; a chain without it is not one we can price for)."""
+    base = w3.eth.get_block("latest").get("baseFeePerGas")
+    if base is None:
+        raise ValueError("the L1 block has no baseFeePerGas: EIP-1559 (London) is required")
+    return int(base)
+
+
 def next_fees(w3: Web3) -> tuple[int, int]:
     """(maxFeePerGas, maxPriorityFeePerGas) for the next transaction: latest base fee, the node's tip."""
     from web3.exceptions import Web3RPCError  # on use, see the module docstring
 
-    base = int(w3.eth.get_block("latest")["baseFeePerGas"])
+    base = latest_base_fee(w3)
     try:
         priority = int(w3.eth.max_priority_fee)
     except Web3RPCError:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import (
@@ -203,7 +203,7 @@ class L1Transport:
 
     def block_timestamp(self, number: BlockIdentifier = "latest") -> int:
         """Timestamp of L1 block `number`."""
-        return self.call("eth_getBlockByNumber", lambda w3: int(w3.eth.get_block(number)["timestamp"]))
+        return self.call("eth_getBlockByNumber", lambda w3: int(w3.eth.get_block(number).get("timestamp", 0)))
 
     def balance(self, address: str) -> int:
         """ETH balance of `address` in wei at the latest block (what `cast balance` prints)."""

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from ha_sequencer.protocol.committee import proposer_for
 from ha_sequencer.protocol.constants import NetworkParams

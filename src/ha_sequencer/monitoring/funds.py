@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
-from eth_utils import is_address, to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 from prometheus_client import CollectorRegistry, Gauge
 
 from ha_sequencer.errors import EXIT_FAILURE_FOUND, HASequencerError, InputError
@@ -200,7 +200,7 @@ class FundsWatcher:
         self._max_fee = max_fee_per_gas or getattr(l1, "max_fee_per_gas", None)
         self._clock = clock
         self._lock = threading.Lock()
-        self._tracks = {
+        self._tracks: dict[str, _Track] = {
             a: _Track(PublisherFunds(a, None, FundsState.UNKNOWN, 0.0, "not checked yet"))
             for a in self.publishers
         }
@@ -382,7 +382,8 @@ class FundsWatcher:
         reading = self._read(address) if address in self._tracks else None
         balance = reading.balance_wei if reading is not None else int(self.l1.balance(address))
         if balance is None:
-            raise FundsError(f"{what} not sent: balance of publisher {address} unreadable ({reading.error})")
+            why = reading.error if reading is not None else "no reading"
+            raise FundsError(f"{what} not sent: balance of publisher {address} unreadable ({why})")
         try:
             require_affordable(address, balance, gas_limit, max_fee_per_gas, value, what=what)
         except InsufficientFunds as exc:

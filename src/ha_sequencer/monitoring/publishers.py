@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from ha_sequencer.errors import InputError
 from ha_sequencer.monitoring.eth import short_eth
@@ -37,8 +37,8 @@ class PublisherPool:
     """Selection state for one node's publishers: `choose()`, `mark_pending()`, `resolve()` (thread-safe)."""
 
     def __init__(self, publishers: Iterable[str], *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.publishers = list(dict.fromkeys(to_checksum_address(p) for p in publishers))
-        self._order = {a: i for i, a in enumerate(self.publishers)}
+        self.publishers: list[str] = list(dict.fromkeys(to_checksum_address(p) for p in publishers))
+        self._order: dict[str, int] = {a: i for i, a in enumerate(self.publishers)}
         self._clock = clock
         self._lock = threading.RLock()  # choose() ranks and marks under one hold
         self._pending: dict[str, Pending] = {}

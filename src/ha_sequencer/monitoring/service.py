@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import trio
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from ha_sequencer.monitoring.alerts import AlertSink, make_alerter, watch_health
 from ha_sequencer.monitoring.eth import parse_eth
@@ -78,8 +78,12 @@ class FundsService:
         settings = settings or FundsSettings()
         self.settings = settings
         self.wallet = wallet
-        self._by_attester = {to_checksum_address(a): list(accounts) for a, accounts in publishers.items()}
-        self._accounts = {p.address: p for accounts in self._by_attester.values() for p in accounts}
+        self._by_attester: dict[str, list[LocalAccount]] = {
+            to_checksum_address(a): list(accounts) for a, accounts in publishers.items()
+        }
+        self._accounts: dict[str, LocalAccount] = {
+            p.address: p for accounts in self._by_attester.values() for p in accounts
+        }
         self.alerter: AlertSink = make_alerter(settings.alert_webhook, node_id=node_id, registry=registry)
         topup = None
         if settings.topup_threshold_eth is not None:

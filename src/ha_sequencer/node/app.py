@@ -19,7 +19,7 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, assert_never, cast
 
 import trio
 
@@ -160,11 +160,9 @@ class Node:
             http = await root.start(serve_http, self, self.config.host, self.config.port)
             log.info("http: serving /status, /metrics and JSON-RPC on %s", ", ".join(http))
             # from the start: a node stuck before its first slot (L1 down, unfunded) still alerts and reports
-            await root.start(
-                lambda task_status: self.funds.run(status_report=self.status_report, task_status=task_status)
-            )
+            await root.start(self._run_funds)
             stop = trio.Event()
-            root.start_soon(self._wait_for_signal, stop, root.cancel_scope)
+            root.start_soon(self._wait_for_signal, stop, root)
             network = await read_network(self.client, self.health, self.facts.attesters, self.config.rollup)
             store = await trio.to_thread.run_sync(lambda: open_store(self.config.ha_db.url, migrate=True))
             try:
@@ -179,6 +177,9 @@ class Node:
             finally:
                 with trio.CancelScope(shield=True):
                     await trio.to_thread.run_sync(store.close)
+
+    async def _run_funds(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.funds.run(status_report=self.status_report, task_status=task_status)
 
     def _build(self, network: Network, store: DutyStore) -> Services:
         """Every collaborator of the running node, wired, none started."""
@@ -283,23 +284,25 @@ class Node:
                 # the duties in hand are done (SIGTERM): the signal task cancels the root scope
                 await trio.sleep_forever()
 
-    async def _wait_for_signal(self, stop: trio.Event, root: trio.CancelScope) -> None:
+    async def _wait_for_signal(self, stop: trio.Event, root: trio.Nursery) -> None:
         """First SIGTERM/SIGINT: stop duties gracefully (or at once before they started); second: at once."""
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
                 name = signal.Signals(signum).name
                 if stop.is_set():
                     log.warning("second %s: stopping now", name)
-                    root.cancel()
+                    root.cancel_scope.cancel()
                     return
                 stop.set()
                 match self.phase:
                     case Starting():
-                        root.cancel()
+                        root.cancel_scope.cancel()
                         return
                     case Services():
                         log.info("%s: finishing the duty in hand, then stopping", name)
-                        root.start_soon(self._cancel_after_duties, root)
+                        root.start_soon(self._cancel_after_duties, root.cancel_scope)
+                    case _:
+                        assert_never(self.phase)
 
     async def _cancel_after_duties(self, root: trio.CancelScope) -> None:
         with trio.move_on_after(SHUTDOWN_GRACE_S):
@@ -383,5 +386,8 @@ def run_node(config: NodeConfig) -> None:
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     out: list[BaseException] = []
     for exc in group.exceptions:
-        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+        if isinstance(exc, BaseExceptionGroup):
+            out.extend(_leaves(cast(BaseExceptionGroup[BaseException], exc)))
+        else:
+            out.append(exc)
     return out

@@ -171,8 +171,7 @@ def build_config(
     """Validate raw flag values into a NodeConfig (raises ConfigError naming the flag)."""
     if not keystore.exists():
         raise ConfigError(f"--keystore: {keystore} does not exist")
-    if rollup is not None:
-        check_address(rollup, flag="--rollup")
+    check_address(rollup, flag="--rollup")
     for flag, p in (("--port", port), ("--p2p-port", p2p_port)):
         if not 0 <= p <= 65535:
             raise ConfigError(f"{flag}: {p} is not a TCP port")

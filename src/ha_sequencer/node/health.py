@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import trio
 
-from ha_sequencer.ha.errors import DutyStoreError
+from ha_sequencer.ha.errors import DuplicateNodeError, DutyStoreError
 from ha_sequencer.ha.guard import DutyGuard
 from ha_sequencer.ha.store import DutyStore
 from ha_sequencer.l1.client import RollupClient
@@ -26,8 +26,10 @@ from ha_sequencer.p2p.gossip import GossipNode
 log = logging.getLogger(__name__)
 
 HEALTH_INTERVAL_S = 1.0
-HEARTBEAT_S = 2.0
-NODE_STALE_S = 10.0  # a node id whose heartbeat is older than this is presumed dead
+HEARTBEAT_S = 1.0
+NODE_STALE_S = (
+    4.0  # a node id whose heartbeat is older than this is presumed dead (a restart waits this long)
+)
 
 
 class Health:
@@ -106,25 +108,37 @@ class Heartbeat:
         self._store = store
         self.node_id = node_id
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}"
+        self.displaced = False
 
     async def register(self) -> None:
-        """Register this instance; a live instance holding the same id is reported, not fatal.
+        """Take this node's id; while another instance heartbeats it, wait for that one to go stale.
 
-        A node restarted after kill -9 finds its own old row still fresh; refusing it would turn every quick
-        restart into an outage. Two live nodes with one id stay safe (claims are held by lock tokens, not
-        node ids) but confuse operators, hence the warning.
+        A node restarted after kill -9 finds its own old row still fresh: it waits at most `NODE_STALE_S`
+        for it. An id still fresh after that belongs to a live node: `DuplicateNodeError` (exit 2), because
+        two live nodes with one id make every log and `ha-db status` line ambiguous.
         """
-        took = await trio.to_thread.run_sync(
-            lambda: self._store.register_node(
-                self.node_id, self.instance, socket.gethostname(), os.getpid(), NODE_STALE_S
-            )
+        deadline = trio.current_time() + NODE_STALE_S + HEARTBEAT_S
+        warned = False
+        while not await trio.to_thread.run_sync(self._register):
+            if trio.current_time() >= deadline:
+                raise DuplicateNodeError(
+                    f"node id {self.node_id!r} is in use by a live node (heartbeat within "
+                    f"{NODE_STALE_S:g} s in the duty store): give each node its own --node-id, or stop the "
+                    "other one first"
+                )
+            if not warned:
+                log.warning(
+                    "node id %s: another instance heartbeated within %g s; waiting for it to go stale",
+                    self.node_id,
+                    NODE_STALE_S,
+                )
+                warned = True
+            await trio.sleep(HEARTBEAT_S)
+
+    def _register(self) -> bool:
+        return self._store.register_node(
+            self.node_id, self.instance, socket.gethostname(), os.getpid(), NODE_STALE_S
         )
-        if not took:
-            log.warning(
-                "node id %s has a heartbeat younger than %g s in the duty store: another node may use it",
-                self.node_id,
-                NODE_STALE_S,
-            )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Refresh the heartbeat every `HEARTBEAT_S` until cancelled."""
@@ -135,15 +149,14 @@ class Heartbeat:
                 alive = await trio.to_thread.run_sync(
                     lambda: self._store.heartbeat_node(self.node_id, self.instance)
                 )
-                if not alive:  # not registered yet (an old instance's row was fresh at start): take it now
-                    await trio.to_thread.run_sync(self._take_over)
+                if not alive and not self.displaced:
+                    # our row went stale (paused, store outage) and another instance took the id
+                    self.displaced = True
+                    log.error(
+                        "node id %s was taken by another instance: two nodes share it now", self.node_id
+                    )
             except DutyStoreError as exc:  # the store's health is the monitor's to report
                 log.debug("duty store heartbeat failed: %s", exc)
-
-    def _take_over(self) -> None:
-        self._store.register_node(
-            self.node_id, self.instance, socket.gethostname(), os.getpid(), NODE_STALE_S
-        )
 
     async def unregister(self) -> None:
         """Release the id at a clean exit (the store may be the thing that is down)."""

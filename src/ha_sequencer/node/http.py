@@ -7,11 +7,11 @@ import json
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
+from hypercorn.trio import serve  # pyright: ignore[reportUnknownVariableType] (its WSGI half is untyped)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -97,9 +97,12 @@ def _error(id_: Any, code: int, message: str, data: Any = None) -> dict[str, Any
     return {"jsonrpc": "2.0", "id": id_, "error": err}
 
 
-async def _call_one(methods: Mapping[str, RpcMethod], req: Any) -> dict[str, Any] | None:
-    if not isinstance(req, dict) or req.get("jsonrpc") != "2.0" or not isinstance(req.get("method"), str):
-        return _error(req.get("id") if isinstance(req, dict) else None, INVALID_REQUEST, "invalid request")
+async def _call_one(methods: Mapping[str, RpcMethod], raw: object) -> dict[str, Any] | None:
+    if not isinstance(raw, dict):
+        return _error(None, INVALID_REQUEST, "invalid request")
+    req = cast(dict[str, Any], raw)
+    if req.get("jsonrpc") != "2.0" or not isinstance(req.get("method"), str):
+        return _error(req.get("id"), INVALID_REQUEST, "invalid request")
     is_notification = "id" not in req
     id_ = req.get("id")
     if id_ is not None and not isinstance(id_, str | int):
@@ -152,9 +155,10 @@ def build_app(node: NodeApi) -> Starlette:
             return JSONResponse(_error(None, PARSE_ERROR, f"parse error: {exc}"))
         methods = node.rpc_methods()
         if isinstance(payload, list):
-            if not payload or len(payload) > MAX_BATCH:
+            batch = cast(list[object], payload)
+            if not batch or len(batch) > MAX_BATCH:
                 return JSONResponse(_error(None, INVALID_REQUEST, f"batch must hold 1…{MAX_BATCH} requests"))
-            replies = [r for r in [await _call_one(methods, q) for q in payload] if r is not None]
+            replies = [r for r in [await _call_one(methods, q) for q in batch] if r is not None]
             return JSONResponse(replies) if replies else Response(status_code=204)
         reply = await _call_one(methods, payload)
         return JSONResponse(reply) if reply is not None else Response(status_code=204)
@@ -182,7 +186,9 @@ async def serve_http(
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 1.0
     check_bindable(host, port)
-    await serve(build_app(node), config, task_status=task_status, mode="asgi")
+    # hypercorn's `Framework` protocol is narrower than the ASGI callable starlette provides
+    app = cast(Any, build_app(node))
+    await serve(app, config, task_status=task_status, mode="asgi")
 
 
 def check_bindable(host: str, port: int) -> None:

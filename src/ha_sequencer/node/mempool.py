@@ -14,8 +14,9 @@ import enum
 import heapq
 import itertools
 from collections import ChainMap
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
+from typing import Any, cast
 
 from ha_sequencer.errors import HASequencerError
 from ha_sequencer.protocol.block import TX_SIZE, SignedTx
@@ -74,7 +75,7 @@ class MempoolError(HASequencerError):
         """The JSON-RPC error code."""
         return self.rejection.rpc_code
 
-    def to_rpc_error(self) -> dict:
+    def to_rpc_error(self) -> dict[str, Any]:
         """The JSON-RPC 2.0 `error` member: code, message, data.reason and data.detail."""
         return {
             "code": self.rejection.rpc_code,
@@ -214,7 +215,7 @@ class Mempool:
         if max_bytes is not None:
             limit = min(limit, max_bytes // TX_SIZE)
         # Writes land in the first map, so the tip state is never copied or changed.
-        scratch: ChainMap[bytes, L2Account] = ChainMap({}, state)
+        scratch: ChainMap[bytes, L2Account] = ChainMap({}, cast(MutableMapping[bytes, L2Account], state))
         heads: list[tuple[int, int, bytes, int]] = []
         for sender_id, queue in self._by_sender.items():
             nonce = state.get(sender_id, EMPTY_ACCOUNT).nonce

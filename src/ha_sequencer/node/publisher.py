@@ -401,6 +401,7 @@ class Publisher:
     async def _choose(self, attester: str, slot: int, gas: int) -> Choice:
         """The best idle publisher that can pay gas × maxFeePerGas now, marked busy until released."""
         funds = self.funds
+        account: LocalAccount | None = None
         try:
             # shielded: a deadline landing meanwhile must not lose which publisher was marked busy
             with trio.CancelScope(shield=True):
@@ -411,6 +412,7 @@ class Publisher:
             return NoPublisher(str(exc))
         except L1Error as exc:
             return FeeCapUnknown(exc)
+        assert account is not None  # a shielded scope is never cancelled: select returned or raised
         return Chosen(account)
 
     async def _send(

@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
-from eth_utils import is_address, to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 
 from ha_sequencer.node.chain import ChainBlock
 from ha_sequencer.node.http import INVALID_PARAMS, NOT_READY, RpcError, RpcMethod
@@ -139,12 +139,13 @@ _NAMES = (
 )
 
 
-def _one_param(params: Any, name: str, *, default: Any = _MISSING) -> Any:
+def _one_param(params: object, name: str, *, default: Any = _MISSING) -> Any:
     if isinstance(params, dict):
-        if name in params:
-            return params[name]
+        named = cast(dict[str, Any], params)
+        if name in named:
+            return named[name]
     elif isinstance(params, list) and params:
-        return params[0]
+        return cast(list[Any], params)[0]
     if default is _MISSING:
         raise RpcError(INVALID_PARAMS, f"missing parameter {name!r}")
     return default

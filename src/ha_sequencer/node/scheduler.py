@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Protocol, assert_never
 
 import trio
+from eth_account.signers.local import LocalAccount
 
+from ha_sequencer.ha.guard import DutyGuard
 from ha_sequencer.ha.outcomes import (
     Adopted,
     BelowWatermark,
@@ -35,7 +37,10 @@ from ha_sequencer.ha.outcomes import (
 from ha_sequencer.node.chain import Chain, ChainError
 from ha_sequencer.node.clock import SlotClock
 from ha_sequencer.node.committees import CommitteeCache
+from ha_sequencer.node.mempool import Mempool
 from ha_sequencer.node.metrics import NodeMetrics
+from ha_sequencer.node.publisher import Publisher
+from ha_sequencer.node.sync import Sync
 from ha_sequencer.p2p.errors import P2PError
 from ha_sequencer.p2p.topics import ATTESTATION_TOPIC, PROPOSAL_TOPIC
 from ha_sequencer.protocol.constants import MAX_TXS_PER_BLOCK, NetworkParams
@@ -108,7 +113,7 @@ class Identity:
     sign: Callable[[bytes], bytes] = field(repr=False)
 
     @classmethod
-    def from_account(cls, account, fee_recipient: bytes) -> Identity:
+    def from_account(cls, account: LocalAccount, fee_recipient: bytes) -> Identity:
         """An identity signing with an eth-account LocalAccount."""
         return cls(account.address, fee_recipient, lambda digest: sign_digest(account, digest))
 
@@ -174,14 +179,14 @@ class Scheduler:
         params: NetworkParams,
         clock: SlotClock,
         chain: Chain,
-        sync,
+        sync: Sync,
         committees: CommitteeCache,
-        mempool,
-        guard,
-        publisher,
+        mempool: Mempool,
+        guard: DutyGuard,
+        publisher: Publisher,
         metrics: NodeMetrics,
         identities: Sequence[Identity],
-        publish_gossip: Callable[[str, bytes], Awaitable[None]],
+        publish_gossip: Callable[[str, bytes], Awaitable[object]],
         alerts: SignatureAlerts,
     ) -> None:
         self.params = params

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import trio
 
+from ha_sequencer.l1.client import BlockProposedEvent, RollupClient
 from ha_sequencer.l1.errors import L1_ERRORS
 from ha_sequencer.node.chain import Chain, ChainBlock, ChainError
 from ha_sequencer.node.metrics import NodeMetrics
@@ -43,7 +44,7 @@ class Sync:
 
     def __init__(
         self,
-        client,
+        client: RollupClient,
         chain: Chain,
         metrics: NodeMetrics,
         *,
@@ -113,7 +114,7 @@ class Sync:
         self.metrics.sync_height.set(tip.number)
         self.metrics.synced.set(1 if self.status.synced else 0)
 
-    def _apply(self, event) -> None:
+    def _apply(self, event: BlockProposedEvent) -> None:
         block = Block(
             slot=event.slot,
             parent_archive=event.proposal.parent_archive,

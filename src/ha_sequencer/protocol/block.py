@@ -1,3 +1,5 @@
+# pyright: reportUnnecessaryIsInstance=false
+# (inputs decoded from the wire are checked at run time, whatever their annotation says)
 """A block's txs: the signed tx, their canonical bytes, `txsHash` and the archive chain (DESIGN.md: network).
 
 Canonical tx encoding (v1), the exact bytes a proposer puts in `Rollup.propose(...)` calldata:
@@ -17,9 +19,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_canonical_address, to_checksum_address
+from eth_utils.address import to_canonical_address, to_checksum_address
+from eth_utils.crypto import keccak
 
 from ha_sequencer.errors import HASequencerError
 from ha_sequencer.protocol.constants import MAX_TXS_PER_BLOCK, SIGNATURE_BYTES, UINT256_MAX, NetworkParams
@@ -54,7 +57,7 @@ class InvalidTxs(HASequencerError):
         self.reason = reason
         self.index = index
         self.offset = offset
-        where = []
+        where: list[str] = []
         if index is not None:
             where.append(f"tx {index}")
         if offset is not None:
@@ -80,7 +83,9 @@ class SignedTx:
     # Derived once, not part of the value: checksum addresses, account ids, per-network (digest, signer).
     sender_id: bytes = field(init=False, repr=False, compare=False)
     to_id: bytes = field(init=False, repr=False, compare=False)
-    _by_network: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _by_network: dict[NetworkParams, tuple[bytes, str | None]] = field(
+        default_factory=dict[NetworkParams, tuple[bytes, str | None]], init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.signature, bytes) or len(self.signature) != _SIG:
@@ -191,7 +196,7 @@ def eip55_address(raw: bytes) -> str:
 _UPPER = frozenset("89abcdef")
 
 
-def _decode_one(data: bytes, start: int, index: int) -> SignedTx:
+def _decode_one(data: bytes | memoryview, start: int, index: int) -> SignedTx:
     signature = bytes(data[start + _OFF_SIG : start + TX_SIZE])
     problem = signature_shape_error(signature)
     if problem is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from ha_sequencer.protocol.constants import uint256_word
 

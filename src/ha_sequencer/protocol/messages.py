@@ -13,7 +13,10 @@ from functools import lru_cache
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_canonical_address, to_checksum_address
+from eth_keys.datatypes import Signature as KeysSignature
+from eth_typing import Hash32
+from eth_utils.address import to_canonical_address, to_checksum_address
+from eth_utils.crypto import keccak
 
 from ha_sequencer.errors import HASequencerError
 from ha_sequencer.protocol.constants import (
@@ -173,7 +176,7 @@ def sign_digest(account_or_key: LocalAccount | bytes | str, digest: bytes) -> by
     if len(digest) != BYTES32:
         raise ValueError(f"digest must be 32 bytes, got {len(digest)}")
     account = account_or_key if isinstance(account_or_key, LocalAccount) else Account.from_key(account_or_key)
-    return bytes(account.unsafe_sign_hash(digest).signature)
+    return bytes(account.unsafe_sign_hash(Hash32(digest)).signature)
 
 
 def check_signature_format(signature: bytes) -> None:
@@ -195,6 +198,8 @@ def recover_signer(digest: bytes, signature: bytes) -> str:
         raise ValueError(f"digest must be 32 bytes, got {len(digest)}")
     check_signature_format(signature)
     try:
-        return to_checksum_address(Account._recover_hash(digest, signature=bytes(signature)))
+        # eth_keys takes v as 0/1 where L1 (and our wire) carries 27/28
+        vrs = KeysSignature(bytes(signature[:64]) + bytes([signature[64] - 27]))
+        return to_checksum_address(vrs.recover_public_key_from_msg_hash(digest).to_canonical_address())
     except Exception as exc:  # eth_keys raises several types for points off the curve
         raise InvalidSignature(f"signature does not recover: {type(exc).__name__}") from exc

@@ -1,3 +1,5 @@
+# pyright: reportUnnecessaryIsInstance=false
+# (inputs decoded from the wire are checked at run time, whatever their annotation says)
 """The L2 state (balances and nonces) and the block state transition (DESIGN.md: network, "L2 state").
 
 Accounts are keyed by 32-byte account ids: an Ethereum address is its left-zero-padded 32-byte form, a
@@ -22,7 +24,8 @@ from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from types import MappingProxyType
 from typing import NamedTuple
 
-from eth_utils import keccak, to_canonical_address
+from eth_utils.address import to_canonical_address
+from eth_utils.crypto import keccak
 
 from ha_sequencer.errors import HASequencerError
 from ha_sequencer.protocol.block import SignedTx
@@ -95,8 +98,9 @@ class L2State(Mapping[bytes, L2Account]):
         self._root: bytes | None = None
 
     @classmethod
-    def _trusted(cls, accounts: dict[bytes, L2Account]) -> L2State:
-        # The transition builds dicts that already hold only valid, non-empty accounts.
+    def of_valid_accounts(cls, accounts: dict[bytes, L2Account]) -> L2State:
+        """A state over `accounts` as they are: only for the transition's own output, whose dicts already
+        hold only valid accounts (the constructor's checks would cost a pass over every account)."""
         state = cls.__new__(cls)
         state._accounts = accounts
         state._root = None
@@ -223,11 +227,11 @@ def apply_block(
         raise StateError(f"fee recipient must be 32 bytes, got {fee_recipient!r}")
     if len(txs) > MAX_TXS_PER_BLOCK:
         raise InvalidBlock(MAX_TXS_PER_BLOCK, TxRejection.TOO_MANY_TXS, f"{len(txs)} txs")
-    accounts = dict(state._accounts)
+    accounts = dict(state.accounts())
     for index, stx in enumerate(txs):
         problem = check_tx(accounts, stx, params)
         if problem is not None:
             raise InvalidBlock(index, *problem)
         apply_tx_unchecked(accounts, stx, fee_recipient)
-    new_state = L2State._trusted(accounts)
+    new_state = L2State.of_valid_accounts(accounts)
     return new_state, new_state.root

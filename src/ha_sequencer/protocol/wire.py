@@ -20,7 +20,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from ha_sequencer.errors import HASequencerError
 from ha_sequencer.protocol.block import SignedTx

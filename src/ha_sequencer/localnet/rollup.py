@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from ha_sequencer.l1.anvil import Anvil
 from ha_sequencer.l1.client import RollupClient

@@ -1,6 +1,6 @@
 """Racing guarded signers in OS processes: the proof tests and `ha-sequencer bench guard` share this.
 
-`python -m ha_sequencer.ha.bench …` is one racer (a node): it signs `duties` duties through a `DutyGuard`,
+`python -m ha_sequencer.bench.guard …` is one racer (a node): it signs `duties` duties through a `DutyGuard`,
 choosing at random the shared digest or its own, writes one JSON line per duty, then (bench) signs raw.
 """
 
@@ -10,19 +10,20 @@ import argparse
 import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from eth_account import Account
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
+from ha_sequencer.bench.stats import percentile
 from ha_sequencer.ha.outcomes import (
     Adopted,
     Busy,
@@ -193,7 +194,7 @@ def run_race(
 ) -> RaceResult:
     """Start `nodes` racer processes on one store and one attester, release them together, collect traces."""
     account = Account.from_key(key) if key is not None else Account.create()
-    rollup = rollup or Account.create().address
+    rollup_address = rollup or Account.create().address
     work = Path(tempfile.mkdtemp(prefix="ha-race-"))
     procs: dict[str, subprocess.Popen] = {}
     base_env = {**os.environ, KEY_ENV: account.key.hex(), **(env or {})}
@@ -203,13 +204,13 @@ def run_race(
             cmd = [
                 sys.executable,
                 "-m",
-                "ha_sequencer.ha.bench",
+                "ha_sequencer.bench.guard",
                 "--db",
                 db,
                 "--node-id",
                 node_id,
                 "--rollup",
-                rollup,
+                rollup_address,
                 "--duties",
                 str(duties),
                 "--slot0",
@@ -244,7 +245,7 @@ def run_race(
                 }
                 time.sleep(0.005)
             (work / "go-raw").touch()
-        result = RaceResult(attester=account.address, rollup=rollup)
+        result = RaceResult(attester=account.address, rollup=rollup_address)
         for node_id, proc in procs.items():
             result.returncodes[node_id] = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
             lines = []
@@ -303,14 +304,8 @@ def audit(result: RaceResult) -> dict[str, Any]:
     }
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    return (
-        statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
-        if len(values) > 1
-        else values[0]
-    )
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def bench_guard_run(
@@ -325,33 +320,40 @@ def bench_guard_run(
     from ha_sequencer.ha.backends import open_store
 
     if private_pg:
-        from ha_sequencer.ha.pgcluster import PrivatePostgres
+        from ha_sequencer.localnet.postgres import PrivatePostgres
 
         with PrivatePostgres() as pg:
             result = bench_guard_run("postgres", nodes, duties, pg.create_database("bench"), p_same)
         return {**result, "db": "private cluster, fsync off"}
-    cleanup = None
+    cleanup: Callable[[], None] | None = None
     if db is None:
         if store_kind == "sqlite":
             tmp = Path(tempfile.mkdtemp(prefix="ha-bench-"))
             db = f"sqlite:///{tmp}/duties.db"
 
-            def cleanup() -> None:
+            def remove_tmp() -> None:
                 for f in tmp.iterdir():
                     f.unlink()
                 tmp.rmdir()
+
+            cleanup = remove_tmp
         else:
             import psycopg
+            from psycopg import sql
 
             admin = os.environ.get("HA_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
             name = f"ha_bench_{uuid.uuid4().hex[:12]}"
             with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
             db = admin.rsplit("/", 1)[0] + "/" + name
 
-            def cleanup() -> None:
+            def drop_database() -> None:
                 with psycopg.connect(admin, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    conn.execute(
+                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                    )
+
+            cleanup = drop_database
 
     try:
         open_store(db, migrate=True).close()
@@ -377,8 +379,8 @@ def bench_guard_run(
         "unavailable": a["store_unavailable"] + a["lost_claim"],
         "equivocations": a["equivocations"],
         "unsigned_duties": a["unsigned"],
-        "claim_p50_ms": round(_percentile(claim_ms, 0.5), 4),
-        "claim_p99_ms": round(_percentile(claim_ms, 0.99), 4),
+        "claim_p50_ms": _ms(percentile(claim_ms, 0.5)),
+        "claim_p99_ms": _ms(percentile(claim_ms, 0.99)),
         "claim_max_ms": round(max(claim_ms), 4),
         "guarded_per_s": round(nodes * duties / guarded_s, 1),
         "raw_sign_per_s": round(nodes * duties / raw_s, 1),

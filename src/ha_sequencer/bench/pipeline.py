@@ -6,15 +6,13 @@ collected, L1 submitted, L1 mined; plus RSS and CPU of every node process. Figur
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import typer
+from ha_sequencer.bench.stats import percentile
 
 STAGES = ("proposal_gossiped", "quorum_collected", "l1_submitted", "l1_mined")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -30,22 +28,13 @@ def process_usage(pid: int) -> tuple[float, int]:
     return cpu, rss
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """The q-th percentile (nearest rank) of `values`, or None if empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
-
-
 def run_pipeline(
     *, committee: int, slots: int, nodes: int, slot_duration: int, workdir: Path, ha_db: str | None = None
 ) -> dict[str, Any]:
     """Start `nodes` processes holding `committee` validators between them, run `slots` slots, report."""
     # web3 and libp2p on use: the CLI imports this module at start-up to register `bench pipeline`
     from ha_sequencer.l1.client import RollupClient
-    from ha_sequencer.node.localnet import LocalNet, generate_validators
+    from ha_sequencer.localnet.nodes import LocalNet, generate_validators
 
     validators = generate_validators(committee)
     with LocalNet(workdir, slot_duration=slot_duration, epoch_length=8, committee_size=committee) as net:
@@ -57,13 +46,13 @@ def run_pipeline(
         net.wait_ready(timeout=120)
         params_slot = net.nodes["n0"].status()[1]["slot"]
         first = params_slot + 2  # skip the warm-up slots
-        usage_start = {n.name: process_usage(n.proc.pid) for n in net.nodes.values()}
+        usage_start = {n.name: process_usage(n.pid) for n in net.nodes.values()}
         t_start = time.monotonic()
         last = first + slots - 1
         while net.nodes["n0"].status()[1]["slot"] <= last + 1:
             time.sleep(slot_duration / 2)
         elapsed = time.monotonic() - t_start
-        usage_end = {n.name: process_usage(n.proc.pid) for n in net.nodes.values()}
+        usage_end = {n.name: process_usage(n.pid) for n in net.nodes.values()}
         per_slot: dict[int, dict[str, Any]] = {s: {"slot": s, "block": False} for s in range(first, last + 1)}
         for node in net.nodes.values():
             for rec in node.rpc("node_getSlotRecords")["result"]:
@@ -76,6 +65,7 @@ def run_pipeline(
                             entry[stage] = round(value * 1000, 1)
                     entry["attestations"] = max(entry.get("attestations", 0), rec["attestations"])
                     entry["proposer_node"] = node.name
+        assert net.rollup is not None  # deployed by net.start()
         client = RollupClient(net.l1_urls, net.rollup)
         for event in client.block_proposed_events(0):
             if event.slot in per_slot:
@@ -92,8 +82,8 @@ def run_pipeline(
         values = [e[stage] for e in per_slot.values() if e.get(stage) is not None]
         summary[stage] = {
             "n": len(values),
-            "p50_ms": percentile(values, 50),
-            "p99_ms": percentile(values, 99),
+            "p50_ms": percentile(values, 0.50),
+            "p99_ms": percentile(values, 0.99),
             "mean_ms": round(statistics.fmean(values), 1) if values else None,
         }
     return {
@@ -108,42 +98,3 @@ def run_pipeline(
         "per_slot": list(per_slot.values()),
         "machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg()},
     }
-
-
-def bench_pipeline(
-    committee: int = typer.Option(4, "--committee", help="Committee size (= validators), e.g. 4, 16, 48."),
-    slots: int = typer.Option(20, "--slots", help="Slots to measure (after 2 warm-up slots)."),
-    nodes: int = typer.Option(4, "--nodes", help="Node processes; validators are spread across them."),
-    slot_duration: int = typer.Option(4, "--slot-duration", help="Seconds per slot."),
-    as_json: bool = typer.Option(False, "--json", help="Print the full JSON report."),
-    keep: bool = typer.Option(False, "--keep", help="Keep the work directory (node logs)."),
-    ha_db: str = typer.Option(
-        "", "--ha-db", help="Duty store URL for every node (default: SQLite per node)."
-    ),
-) -> None:
-    """Proposal → quorum → L1 latencies per slot on a local network, and RSS/CPU per node process."""
-    workdir = Path(tempfile.mkdtemp(prefix="hasq-bench-pipeline-"))
-    report = run_pipeline(
-        committee=committee,
-        slots=slots,
-        nodes=min(nodes, committee),
-        slot_duration=slot_duration,
-        workdir=workdir,
-    )
-    if not keep:
-        import shutil
-
-        shutil.rmtree(workdir, ignore_errors=True)
-    else:
-        report["workdir"] = str(workdir)
-    if as_json:
-        typer.echo(json.dumps(report, indent=2))
-        return
-    typer.echo(
-        f"committee {committee}, {report['nodes']} node processes, {slots} slots of {slot_duration} s: "
-        f"{report['blocks']}/{slots} slots with a block"
-    )
-    for stage, s in report["summary"].items():
-        typer.echo(f"  {stage:18} n={s['n']:3}  p50 {s['p50_ms']} ms  p99 {s['p99_ms']} ms")
-    for name, p in report["processes"].items():
-        typer.echo(f"  {name}: RSS {p['rss_mb']} MB, CPU {p['cpu_percent']} %")

@@ -12,6 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
+
 from ha_sequencer.errors import HASequencerError
 
 START_TIMEOUT_S = 30
@@ -121,10 +124,8 @@ class PrivatePostgres:
 
     def create_database(self, name: str) -> str:
         """Create a database and return its URL."""
-        import psycopg
-
         with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.url_for(name)
 
     def __enter__(self) -> PrivatePostgres:

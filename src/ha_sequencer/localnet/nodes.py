@@ -29,7 +29,7 @@ from ha_sequencer.keys.bls import bls_public_key
 from ha_sequencer.keys.files import write_private_file
 from ha_sequencer.l1.anvil import Anvil, free_port
 from ha_sequencer.l1.deploy import GenesisValidator, deploy_rollup
-from ha_sequencer.l1.fees import DEFAULT_PRIORITY_FEE_WEI, TRANSFER_GAS, max_fee_per_gas
+from ha_sequencer.l1.fees import DEFAULT_PRIORITY_FEE_WEI, TRANSFER_GAS, latest_base_fee, max_fee_per_gas
 from ha_sequencer.p2p.identity import load_or_create_peer_key, peer_id_of
 from ha_sequencer.protocol.block import SignedTx, sign_tx
 from ha_sequencer.protocol.constants import NetworkParams
@@ -112,7 +112,7 @@ def fund_accounts(rpc_url: str, funder: LocalAccount, addresses: Sequence[str], 
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
     nonce = w3.eth.get_transaction_count(funder.address, "pending")
     chain_id = w3.eth.chain_id
-    base = w3.eth.get_block("latest")["baseFeePerGas"]
+    base = latest_base_fee(w3)
     last = None
     for i, address in enumerate(addresses):
         tx = {
@@ -200,7 +200,7 @@ class NodeProcess:
     def start(self, l1_urls: Sequence[str], rollup: str, bootstrap: Sequence[str]) -> None:
         """Spawn the process (logs appended to `log_path`)."""
         if self.running:
-            raise LocalnetError(f"node {self.name} is already running (pid {self.proc.pid})")
+            raise LocalnetError(f"node {self.name} is already running (pid {self.pid})")
         log = open(self.log_path, "ab")  # noqa: SIM115 — owned by the child for its lifetime
         try:
             self.proc = subprocess.Popen(
@@ -211,6 +211,13 @@ class NodeProcess:
             )
         finally:
             log.close()
+
+    @property
+    def pid(self) -> int:
+        """The process id (LocalnetError if the node was never started)."""
+        if self.proc is None:
+            raise LocalnetError(f"node {self.name} was never started")
+        return self.proc.pid
 
     @property
     def running(self) -> bool:
@@ -364,7 +371,8 @@ class LocalNet:
             while True:
                 if not node.running:
                     raise LocalnetError(
-                        f"node {name} exited ({node.proc.returncode}):\n{node.log_text()[-3000:]}"
+                        f"node {name} exited ({node.proc.returncode if node.proc else None}):\n"
+                        f"{node.log_text()[-3000:]}"
                     )
                 with contextlib.suppress(httpx.HTTPError, ValueError):
                     code, _ = node.status()

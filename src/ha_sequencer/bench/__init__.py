@@ -1,0 +1,1 @@
+"""Benchmarks run from the CLI (`ha-sequencer bench …`): figures to read, never assertions."""

@@ -1,0 +1,97 @@
+"""`ha-sequencer bench …`: the benchmarks (figures for notes and comparisons; never asserted in tests)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import typer
+
+from ha_sequencer.bench.guard import bench_guard_run
+from ha_sequencer.bench.pipeline import run_pipeline
+from ha_sequencer.cli_options import JsonObject
+from ha_sequencer.errors import EXIT_FAILURE_FOUND, InputError
+
+_ENV = "HA_SEQUENCER_"
+
+app = typer.Typer(
+    help="Benchmarks (figures for notes and comparisons; never asserted in tests).", no_args_is_help=True
+)
+
+
+@app.command("guard")
+def guard(
+    store: str = typer.Option("sqlite", "--store", help="sqlite or postgres."),
+    nodes: int = typer.Option(3, "--nodes", min=1, help="Racing nodes (OS processes)."),
+    duties: int = typer.Option(2000, "--duties", min=1, help="Duties per node (the same duties for all)."),
+    db: str | None = typer.Option(
+        None,
+        "--db",
+        envvar=f"{_ENV}BENCH_DB",
+        help="Store URL (default: a temp SQLite file, or a temp database on "
+        "HA_TEST_DATABASE_URL / 127.0.0.1:5432).",
+    ),
+    p_same: float = typer.Option(
+        0.5, "--p-same", min=0.0, max=1.0, help="Probability a racer picks the shared digest."
+    ),
+    private_pg: bool = typer.Option(
+        False,
+        "--private-pg",
+        help="postgres: a throwaway local cluster with fsync off (isolates the guard's cost from the disk).",
+    ),
+    as_json: JsonObject = False,
+) -> None:
+    """Race N guarded signers on M duties; report outcomes, claim latency and guarded vs raw signing rate."""
+    if store not in ("sqlite", "postgres"):
+        raise InputError(f"--store: expected sqlite or postgres, got {store!r}")
+    if private_pg and store != "postgres":
+        raise InputError("--private-pg: only with --store postgres")
+    result = bench_guard_run(store, nodes, duties, db, p_same=p_same, private_pg=private_pg)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        for k, v in result.items():
+            typer.echo(f"{k:>18}: {v}")
+    if result["equivocations"] or result["unsigned_duties"]:
+        raise typer.Exit(EXIT_FAILURE_FOUND)
+
+
+@app.command("pipeline")
+def pipeline(
+    committee: int = typer.Option(4, "--committee", help="Committee size (= validators), e.g. 4, 16, 48."),
+    slots: int = typer.Option(20, "--slots", help="Slots to measure (after 2 warm-up slots)."),
+    nodes: int = typer.Option(4, "--nodes", help="Node processes; validators are spread across them."),
+    slot_duration: int = typer.Option(4, "--slot-duration", help="Seconds per slot."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full JSON report."),
+    keep: bool = typer.Option(False, "--keep", help="Keep the work directory (node logs)."),
+    ha_db: str = typer.Option(
+        "", "--ha-db", help="Duty store URL for every node (default: SQLite per node)."
+    ),
+) -> None:
+    """Proposal → quorum → L1 latencies per slot on a local network, and RSS/CPU per node process."""
+    workdir = Path(tempfile.mkdtemp(prefix="hasq-bench-pipeline-"))
+    report = run_pipeline(
+        committee=committee,
+        slots=slots,
+        nodes=min(nodes, committee),
+        slot_duration=slot_duration,
+        workdir=workdir,
+        ha_db=ha_db or None,
+    )
+    if not keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        report["workdir"] = str(workdir)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(
+        f"committee {committee}, {report['nodes']} node processes, {slots} slots of {slot_duration} s: "
+        f"{report['blocks']}/{slots} slots with a block"
+    )
+    for stage, s in report["summary"].items():
+        typer.echo(f"  {stage:18} n={s['n']:3}  p50 {s['p50_ms']} ms  p99 {s['p99_ms']} ms")
+    for name, p in report["processes"].items():
+        typer.echo(f"  {name}: RSS {p['rss_mb']} MB, CPU {p['cpu_percent']} %")
