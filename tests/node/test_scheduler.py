@@ -20,7 +20,7 @@ from ha_sequencer.node.chain import Chain
 from ha_sequencer.node.clock import SlotClock, SlotTiming
 from ha_sequencer.node.committees import CommitteeCache
 from ha_sequencer.node.metrics import NodeMetrics
-from ha_sequencer.node.scheduler import Identity, Scheduler, attestation_payload
+from ha_sequencer.node.scheduler import Identity, Scheduler
 from ha_sequencer.node.sync import Sync
 from ha_sequencer.p2p.topics import ATTESTATION_TOPIC
 from ha_sequencer.protocol.constants import NetworkParams
@@ -34,6 +34,7 @@ from ha_sequencer.protocol.messages import (
 from ha_sequencer.protocol.wire import (
     ProposalMessage,
     SignedBlock,
+    attestation_payload,
     encode_signed_block,
     parse_attestation,
     parse_proposal,

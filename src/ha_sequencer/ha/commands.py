@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
+import re
+import socket
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -13,10 +18,11 @@ from ha_sequencer.cli_options import DutyStoreUrl, JsonObject, RollupFilter
 from ha_sequencer.errors import InputError
 from ha_sequencer.ha.backends import open_store
 from ha_sequencer.ha.errors import ImportConflict, InterchangeError
-from ha_sequencer.ha.store import SCHEMA_VERSION
+from ha_sequencer.ha.store import SCHEMA_VERSION, Halt
 from ha_sequencer.redact import redact_dsn
 
 _ENV = "HA_SEQUENCER_"
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
 def _quiet_pool() -> None:
@@ -66,6 +72,7 @@ def status(db: DutyStoreUrl, as_json: JsonObject = False) -> None:
                     "nodes": [
                         {"node_id": n, "host": h, "heartbeat_age_s": round(a, 3)} for n, h, a in st.nodes
                     ],
+                    "halts": [_halt_json(h, evidence=False) for h in st.halts],
                 }
             )
         )
@@ -76,6 +83,86 @@ def status(db: DutyStoreUrl, as_json: JsonObject = False) -> None:
     )
     for node_id, host, age in st.nodes:
         typer.echo(f"node:        {node_id} on {host}, heartbeat {age:.1f} s ago")
+    for h in st.halts:
+        typer.echo(f"HALTED:      {h.attester} since {_when(h.halted_at)}: {h.reason}")
+
+
+@app.command("halts")
+def halts(db: DutyStoreUrl, rollup: RollupFilter = None, as_json: JsonObject = False) -> None:
+    """Every halt (active and resumed) with its evidence: both conflicting messages as L1 would take them."""
+    _quiet_pool()
+    store = open_store(db)
+    try:
+        found = store.halts(rollup.lower() if rollup else None)
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps([_halt_json(h, evidence=True) for h in found], indent=2))
+        return
+    if not found:
+        typer.echo("no halts")
+        return
+    for h in found:
+        state = (
+            "ACTIVE" if h.active else f"resumed {_when(h.resumed_at)} by {h.resumed_by}: {h.resume_reason}"
+        )
+        typer.echo(f"#{h.id} {h.attester} halted {_when(h.halted_at)} by node {h.node_id} ({state})")
+        typer.echo(f"    {h.reason}")
+
+
+@app.command("resume")
+def resume(
+    db: DutyStoreUrl,
+    attester: str = typer.Option(..., "--attester", help="The halted attester's address."),
+    reason: str = typer.Option(
+        ..., "--reason", help="Why it is safe to sign again (recorded with who and when)."
+    ),
+    rollup: RollupFilter = None,
+) -> None:
+    """Lift an attester's halt: its nodes sign again. Only after the foreign signer is found and stopped."""
+    _quiet_pool()
+    if not _ADDRESS.match(attester):
+        raise InputError(f"--attester: not a 20-byte hex address: {attester!r}")
+    if not reason.strip():
+        raise InputError("--reason: say why it is safe to resume (it is recorded)")
+    by = f"{getpass.getuser()}@{socket.gethostname()}"
+    store = open_store(db)
+    try:
+        lifted = store.resume(rollup.lower() if rollup else None, attester.lower(), by, reason.strip())
+    finally:
+        store.close()
+    if not lifted:
+        raise InputError(f"--attester {attester}: no active halt")
+    typer.echo(f"resumed {attester} ({lifted} halt(s) lifted) by {by}: {reason.strip()}")
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def _halt_json(h: Halt, *, evidence: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "id": h.id,
+        "rollup": h.rollup,
+        "attester": h.attester,
+        "slot": h.slot,
+        "duty": h.duty_type,
+        "reason": h.reason,
+        "node": h.node_id,
+        "haltedAt": h.halted_at,
+        "active": h.active,
+        "resumedAt": h.resumed_at,
+        "resumedBy": h.resumed_by,
+        "resumeReason": h.resume_reason,
+    }
+    if evidence:
+        try:
+            doc["evidence"] = json.loads(h.evidence)
+        except json.JSONDecodeError:
+            doc["evidence"] = h.evidence
+    return doc
 
 
 @app.command("prune")

@@ -21,6 +21,7 @@ from ha_sequencer.ha.outcomes import (
     Busy,
     DutyStatus,
     DutyType,
+    Halted,
     LostClaim,
     NewSignature,
     Outcome,
@@ -136,6 +137,8 @@ class DutyGuard:
         self, key: DutyKey, found: Existing, digest: bytes, payload: bytes, sign_fn: SignFn
     ) -> Outcome | None:
         """Decide on an existing row; None means "wait and look again" (a live peer is signing)."""
+        if found.halted is not None:
+            return Halted(found.halted)
         row = found.row
         if row is None:
             if found.watermark is not None and key.slot <= found.watermark:
@@ -169,7 +172,10 @@ class DutyGuard:
         self._inject("before_record", key.slot)
         if self.store.record(key, token, signature):
             return make(signature)
-        # Adopted by a peer while we were slow: drop our copy (the peer signs the same digest).
+        # Halted meanwhile, or adopted by a peer while we were slow (it signs the same digest): drop our copy.
+        halted = self.store.fetch(key).halted
+        if halted is not None:
+            return Halted(halted)
         return LostClaim(self.store.holder(key))
 
     def _inject(self, point: str, slot: int) -> None:

@@ -75,6 +75,14 @@ class LostClaim:
 
 
 @dataclass(frozen=True, slots=True)
+class Halted:
+    """The attester is halted fleet-wide (a signature the store did not issue was seen): nothing is signed
+    for it until an operator runs `ha-db resume`."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class StoreUnavailable:
     """The store failed (unreachable, error, injected fault); fail closed: no signature left the guard."""
 
@@ -82,7 +90,7 @@ class StoreUnavailable:
 
 
 Signed = NewSignature | SameData | Adopted
-NotSigned = Refused | BelowWatermark | Busy | LostClaim | StoreUnavailable
+NotSigned = Refused | BelowWatermark | Busy | LostClaim | Halted | StoreUnavailable
 Outcome = Signed | NotSigned
 
 OUTCOME_TYPES: tuple[type[Outcome], ...] = get_args(Outcome)
@@ -93,7 +101,7 @@ def signature_of(outcome: Outcome) -> bytes | None:
     match outcome:
         case NewSignature(signature) | SameData(signature) | Adopted(signature):
             return signature
-        case Refused() | BelowWatermark() | Busy() | LostClaim() | StoreUnavailable():
+        case Refused() | BelowWatermark() | Busy() | LostClaim() | Halted() | StoreUnavailable():
             return None
         case _:
             assert_never(outcome)
@@ -116,6 +124,8 @@ def outcome_label(outcome: Outcome) -> str:
             return "busy"
         case LostClaim():
             return "lost_claim"
+        case Halted():
+            return "halted"
         case StoreUnavailable():
             return "store_unavailable"
         case _:

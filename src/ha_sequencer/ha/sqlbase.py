@@ -8,7 +8,7 @@ import contextlib
 import re
 import threading
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from importlib import resources
 from typing import Any, Protocol
 
@@ -29,6 +29,7 @@ from ha_sequencer.ha.store import (
     DutyRecord,
     DutyRow,
     Existing,
+    Halt,
     PruneReport,
     StoreStatus,
     WatermarkRecord,
@@ -42,6 +43,16 @@ _KEY = "rollup = %(rollup)s AND attester = %(attester)s AND slot = %(slot)s AND 
 _SCOPE = "rollup = %(rollup)s AND attester = %(attester)s AND duty_type = %(duty_type)s"
 _PUB_KEY = "rollup = %(rollup)s AND attester = %(attester)s AND slot = %(slot)s"
 _PUB_COLS = "attester, slot, node_id, attempt, claimed_at, deadline_at, tx_hash, submitted_at, mined"
+# An attester under an active halt (a foreign signature was seen) gets no claim, adoption or record: whatever
+# a guard call was doing when the halt committed, no signature for that attester leaves after it.
+_ACTIVE_HALT = (
+    "SELECT {sel} FROM halts WHERE rollup = %(rollup)s AND attester = %(attester)s AND resumed_at IS NULL"
+)
+_NOT_HALTED = f"NOT EXISTS ({_ACTIVE_HALT.format(sel='1')})"
+_HALT_COLS = (
+    "id, rollup, attester, slot, duty_type, reason, evidence, node_id, halted_at, resumed_at, resumed_by, "
+    "resume_reason"
+)
 
 # The claim: one atomic statement. Inserts a `signing` row unless the duty exists or the watermark forbids it.
 CLAIM = f"""
@@ -49,12 +60,12 @@ INSERT INTO duties (rollup, attester, slot, duty_type, digest, payload, status, 
                     claimed_at, lease_until)
 SELECT %(rollup)s, %(attester)s, %(slot)s, %(duty_type)s, %(digest)s, %(payload)s, 'signing', %(node_id)s,
        %(token)s, {{now}}, {{now}} + %(lease_s)s
-WHERE NOT EXISTS (SELECT 1 FROM watermarks WHERE {_SCOPE} AND slot >= %(slot)s)
+WHERE NOT EXISTS (SELECT 1 FROM watermarks WHERE {_SCOPE} AND slot >= %(slot)s) AND {_NOT_HALTED}
 ON CONFLICT DO NOTHING
 RETURNING lock_token
 """
 FETCH = f"""
-SELECT (SELECT slot FROM watermarks WHERE {_SCOPE}),
+SELECT (SELECT slot FROM watermarks WHERE {_SCOPE}), ({_ACTIVE_HALT.format(sel="reason")}),
        d.status, d.digest, d.payload, d.node_id, d.lock_token, d.signature, d.lease_until, {{now}}
 FROM (SELECT 1 AS one) AS x LEFT JOIN duties AS d ON d.{_KEY.replace(" AND ", " AND d.")}
 """
@@ -62,13 +73,13 @@ FROM (SELECT 1 AS one) AS x LEFT JOIN duties AS d ON d.{_KEY.replace(" AND ", " 
 ADOPT = f"""
 UPDATE duties SET node_id = %(node_id)s, lock_token = %(token)s, lease_until = {{now}} + %(lease_s)s,
                   adopted_from = node_id
-WHERE {_KEY} AND status = 'signing' AND lock_token = %(old_token)s AND lease_until < {{now}}
+WHERE {_KEY} AND status = 'signing' AND lock_token = %(old_token)s AND lease_until < {{now}} AND {_NOT_HALTED}
 RETURNING status, digest, payload, node_id, lock_token, signature, lease_until, {{now}}
 """
 # The record: succeeds only while we still hold the lock token.
 RECORD = f"""
 UPDATE duties SET status = 'signed', signature = %(signature)s, signed_at = {{now}}
-WHERE {_KEY} AND lock_token = %(token)s AND status = 'signing'
+WHERE {_KEY} AND lock_token = %(token)s AND status = 'signing' AND {_NOT_HALTED}
 RETURNING slot
 """
 HOLDER = f"SELECT node_id FROM duties WHERE {_KEY}"
@@ -89,6 +100,23 @@ RETURNING slot
 """
 MARK_MINED = f"UPDATE publishes SET mined = {{true}} WHERE {_PUB_KEY}"
 PUBLISH_RECORD = f"SELECT {_PUB_COLS} FROM publishes WHERE {_PUB_KEY}"
+
+HALT = """
+INSERT INTO halts (rollup, attester, slot, duty_type, reason, evidence, node_id, halted_at)
+VALUES (%(rollup)s, %(attester)s, %(slot)s, %(duty_type)s, %(reason)s, %(evidence)s, %(node_id)s, {now})
+ON CONFLICT DO NOTHING
+RETURNING id
+"""
+ACTIVE_HALTS = f"SELECT {_HALT_COLS} FROM halts WHERE rollup = %(rollup)s AND resumed_at IS NULL ORDER BY id"
+ALL_HALTS = f"""
+SELECT {_HALT_COLS} FROM halts WHERE (CAST(%(rollup)s AS TEXT) IS NULL OR rollup = %(rollup)s) ORDER BY id
+"""
+RESUME = """
+UPDATE halts SET resumed_at = {now}, resumed_by = %(by)s, resume_reason = %(reason)s
+WHERE attester = %(attester)s AND resumed_at IS NULL
+  AND (CAST(%(rollup)s AS TEXT) IS NULL OR rollup = %(rollup)s)
+RETURNING id
+"""
 
 REGISTER_NODE = """
 INSERT INTO nodes (node_id, instance, host, pid, started_at, heartbeat_at)
@@ -169,6 +197,23 @@ def _row(r: Row) -> DutyRow:
         signature=None if r[5] is None else bytes(r[5]),
         lease_until=float(r[6]),
         now=float(r[7]),
+    )
+
+
+def _halt(r: Row) -> Halt:
+    return Halt(
+        id=int(r[0]),
+        rollup=r[1],
+        attester=r[2],
+        slot=int(r[3]),
+        duty_type=r[4],
+        reason=r[5],
+        evidence=r[6],
+        node_id=r[7],
+        halted_at=float(r[8]),
+        resumed_at=None if r[9] is None else float(r[9]),
+        resumed_by=r[10],
+        resume_reason=r[11],
     )
 
 
@@ -282,10 +327,10 @@ class SqlDutyStore:
         return self.fetch(key)
 
     def fetch(self, key: DutyKey) -> Existing:
-        """The duty's row (if any) and its scope's watermark (if any)."""
+        """The duty's row (if any), its scope's watermark (if any) and the attester's active halt (if any)."""
         r = self._exec(FETCH, **key.params())[0]
         watermark = None if r[0] is None else int(r[0])
-        return Existing(row=None if r[1] is None else _row(r[1:]), watermark=watermark)
+        return Existing(row=None if r[2] is None else _row(r[2:]), watermark=watermark, halted=r[1])
 
     def adopt(self, key: DutyKey, old_token: str, node_id: str, token: str, lease_s: float) -> DutyRow | None:
         """Take over an expired `signing` row; None if another adopter won or the claimant finished."""
@@ -350,6 +395,44 @@ class SqlDutyStore:
         """The slot's publish record, if any."""
         rows = self._exec(PUBLISH_RECORD, rollup=rollup, attester=attester, slot=slot)
         return _publish(rows[0]) if rows else None
+
+    # -- halts ----------------------------------------------------------------------------------------------
+    def halt(
+        self,
+        rollup: str,
+        attester: str,
+        slot: int,
+        duty_type: str,
+        reason: str,
+        evidence: str,
+        node_id: str,
+    ) -> bool:
+        """Halt the attester fleet-wide; False if it is halted already (the first halt's evidence stays)."""
+        rows = self._exec(
+            HALT,
+            rollup=rollup,
+            attester=attester,
+            slot=slot,
+            duty_type=duty_type,
+            reason=reason,
+            evidence=evidence,
+            node_id=node_id,
+        )
+        return bool(rows)
+
+    def active_halts(self, rollup: str, attesters: Sequence[str]) -> list[Halt]:
+        """The active halts of these attesters (all of the rollup's when `attesters` is empty)."""
+        wanted = {a.lower() for a in attesters}
+        halts = [_halt(r) for r in self._exec(ACTIVE_HALTS, rollup=rollup)]
+        return [h for h in halts if not wanted or h.attester in wanted]
+
+    def halts(self, rollup: str | None = None) -> list[Halt]:
+        """Every halt, active and resumed, oldest first."""
+        return [_halt(r) for r in self._exec(ALL_HALTS, rollup=rollup)]
+
+    def resume(self, rollup: str | None, attester: str, by: str, reason: str) -> int:
+        """Lift the attester's active halt(s), recording who and why; returns how many were lifted."""
+        return len(self._exec(RESUME, rollup=rollup, attester=attester, by=by, reason=reason))
 
     # -- node liveness ---------------------------------------------------------------------------------------
     def register_node(self, node_id: str, instance: str, host: str, pid: int, stale_s: float) -> bool:
@@ -454,6 +537,7 @@ class SqlDutyStore:
             nodes = execute(
                 self._native("SELECT node_id, host, {now} - heartbeat_at FROM nodes ORDER BY node_id"), {}
             )
+            halts = execute(f"SELECT {_HALT_COLS} FROM halts WHERE resumed_at IS NULL ORDER BY id", {})
         return StoreStatus(
             url=redact_dsn(self.url),
             schema_version=self.schema_version(),
@@ -462,6 +546,7 @@ class SqlDutyStore:
             watermarks=int(counts[2]),
             publishes=int(counts[3]),
             nodes=[(n[0], n[1], float(n[2])) for n in nodes],
+            halts=[_halt(h) for h in halts],
         )
 
     # -- schema ----------------------------------------------------------------------------------------------

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypedDict
 
 from ha_sequencer.ha.outcomes import DutyStatus, PublishRecord, PublishTurn
 
-SCHEMA_VERSION = 1  # the schema this build reads and writes (ha/migrations/NNNN_*.sql)
+SCHEMA_VERSION = 2  # the schema this build reads and writes (ha/migrations/NNNN_*.sql)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,30 @@ class Existing:
 
     row: DutyRow | None
     watermark: int | None
+    halted: str | None = None  # the reason of the attester's active halt, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Halt:
+    """A fleet-wide halt of one attester: written on a foreign signature, lifted only by an operator."""
+
+    id: int
+    rollup: str
+    attester: str
+    slot: int
+    duty_type: str
+    reason: str
+    evidence: str = field(repr=False)  # JSON written by the detector (both messages, where and when seen)
+    node_id: str = ""
+    halted_at: float = 0.0
+    resumed_at: float | None = None
+    resumed_by: str | None = None
+    resume_reason: str | None = None
+
+    @property
+    def active(self) -> bool:
+        """Not resumed yet."""
+        return self.resumed_at is None
 
 
 ClaimResult = Claimed | Existing
@@ -108,6 +133,7 @@ class StoreStatus:
     watermarks: int
     publishes: int
     nodes: list[tuple[str, str, float]]  # node_id, host, seconds since heartbeat
+    halts: list[Halt]  # active halts
 
 
 class DutyStore(Protocol):
@@ -140,6 +166,20 @@ class DutyStore(Protocol):
     ) -> bool: ...
     def mark_mined(self, rollup: str, attester: str, slot: int) -> None: ...
     def publish_record(self, rollup: str, attester: str, slot: int) -> PublishRecord | None: ...
+
+    def halt(
+        self,
+        rollup: str,
+        attester: str,
+        slot: int,
+        duty_type: str,
+        reason: str,
+        evidence: str,
+        node_id: str,
+    ) -> bool: ...
+    def active_halts(self, rollup: str, attesters: Sequence[str]) -> list[Halt]: ...
+    def halts(self, rollup: str | None = None) -> list[Halt]: ...
+    def resume(self, rollup: str | None, attester: str, by: str, reason: str) -> int: ...
 
     def register_node(self, node_id: str, instance: str, host: str, pid: int, stale_s: float) -> bool: ...
     def heartbeat_node(self, node_id: str, instance: str) -> bool: ...

@@ -86,6 +86,8 @@ class BlockProposedEvent:
     l1_block_number: int
     l1_tx_hash: bytes
     log_index: int
+    proposer_signature: bytes = b""
+    attestation_signatures: tuple[bytes, ...] = ()  # as submitted in calldata (the log names who verified)
 
 
 def _revert_data(exc: Exception) -> bytes | None:
@@ -436,6 +438,8 @@ class RollupClient:
                     l1_block_number=log["blockNumber"],
                     l1_tx_hash=bytes(log["transactionHash"]),
                     log_index=log["logIndex"],
+                    proposer_signature=bytes(inputs["proposerSignature"]),
+                    attestation_signatures=tuple(bytes(s) for s in inputs["attestations"]),
                 )
             )
         return events

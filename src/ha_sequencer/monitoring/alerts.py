@@ -48,6 +48,7 @@ class AlertKind(StrEnum):
     NODE_UNHEALTHY = "node_unhealthy"
     SIGNATURE_REFUSED = "signature_refused"  # the duty guard prevented an equivocation
     MISSED_DUTY = "missed_duty"
+    HALTED = "halted"  # a signature the duty store did not issue: the attester is halted fleet-wide
 
 
 class AlertStatus(StrEnum):
@@ -137,6 +138,10 @@ class AlertSink(Protocol):
 
     def duty_done(self, attester: str, slot: int, duty: str) -> bool: ...
 
+    def halted(self, attester: str, slot: int, duty: str, reason: str) -> bool: ...
+
+    def halt_lifted(self, attester: str) -> bool: ...
+
     def active(self) -> list[str] | None:
         """Conditions currently firing; None when alerts are off."""
         ...
@@ -190,6 +195,14 @@ class NullAlerter:
         return False
 
     def duty_done(self, attester: str, slot: int, duty: str) -> bool:
+        """Dropped."""
+        return False
+
+    def halted(self, attester: str, slot: int, duty: str, reason: str) -> bool:
+        """Dropped."""
+        return False
+
+    def halt_lifted(self, attester: str) -> bool:
         """Dropped."""
         return False
 
@@ -385,6 +398,26 @@ class Alerter:
             attester=attester,
             slot=slot,
             duty=duty,
+        )
+
+    def halted(self, attester: str, slot: int, duty: str, reason: str) -> bool:
+        """A foreign signature of the attester was seen: every node of the fleet stopped signing for it."""
+        return self.fire(
+            AlertKind.HALTED,
+            attester,
+            f"attester {attester} HALTED: {reason}; nothing is signed for it until an operator runs "
+            f"`ha-sequencer ha-db resume --attester {attester} --reason …` (evidence: `ha-db halts`)",
+            severity="critical",
+            attester=attester,
+            slot=slot,
+            duty=duty,
+            reason=reason,
+        )
+
+    def halt_lifted(self, attester: str) -> bool:
+        """An operator resumed the attester."""
+        return self.resolve(
+            AlertKind.HALTED, attester, f"attester {attester} resumed by an operator", attester=attester
         )
 
     # --- delivery ---------------------------------------------------------------------------------------

@@ -244,6 +244,14 @@ class FundsService:
         """Recovery of a refused-signature alert."""
         self.alerter.signature_ok(attester, slot, duty)
 
+    def halted(self, attester: str, slot: int, duty: str, reason: str) -> None:
+        """Alert: the attester is halted fleet-wide (a foreign signature)."""
+        self.alerter.halted(attester, slot, duty, reason)
+
+    def halt_lifted(self, attester: str) -> None:
+        """Recovery of a halt alert."""
+        self.alerter.halt_lifted(attester)
+
     # --- tasks --------------------------------------------------------------------------------------------
 
     async def run(

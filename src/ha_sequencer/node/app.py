@@ -28,6 +28,7 @@ from ha_sequencer.errors import HASequencerError, InputError
 from ha_sequencer.ha.backends import open_store
 from ha_sequencer.ha.faults import FAULT_ENV, FaultHook, faults_from_env
 from ha_sequencer.ha.guard import DutyGuard
+from ha_sequencer.ha.killswitch import KillSwitch
 from ha_sequencer.ha.metrics import GuardMetrics
 from ha_sequencer.ha.store import DutyStore
 from ha_sequencer.keys import LoadedKeystore, PasswordSource, load_keystore
@@ -39,8 +40,9 @@ from ha_sequencer.node.chain import Chain, ChainBlock
 from ha_sequencer.node.clock import SlotClock, SlotTiming
 from ha_sequencer.node.committees import CommitteeCache
 from ha_sequencer.node.config import NodeConfig
+from ha_sequencer.node.detector import Detector
 from ha_sequencer.node.gossip_checks import GossipChecks
-from ha_sequencer.node.health import Health, HealthMonitor, Heartbeat
+from ha_sequencer.node.health import NODE_STALE_S, Health, HealthMonitor, Heartbeat
 from ha_sequencer.node.http import RpcMethod, serve_http
 from ha_sequencer.node.inbox import GossipInbox
 from ha_sequencer.node.mempool import Mempool
@@ -193,7 +195,22 @@ class Node:
             mempool.on_block(chain.state, block.txs)
             self.metrics.mempool_size.set(len(mempool))
 
-        sync = Sync(self.client, chain, self.metrics, scrub=self._scrub, on_block=on_block)
+        killswitch = KillSwitch(store, rollup=params.rollup, node_id=config.node_id)
+        detector = Detector(
+            params=params,
+            killswitch=killswitch,
+            attesters=self.facts.attesters,
+            current_slot=clock.current_slot,
+            metrics=self.metrics,
+        )
+        sync = Sync(
+            self.client,
+            chain,
+            self.metrics,
+            scrub=self._scrub,
+            on_block=on_block,
+            on_event=detector.observe_l1,
+        )
         committees = CommitteeCache(params, self.client.epoch_committee)
         guard = DutyGuard(
             store,
@@ -240,6 +257,8 @@ class Node:
             mempool=mempool,
             store=store,
             guard=guard,
+            killswitch=killswitch,
+            detector=detector,
             gossip=gossip,
             publisher=publisher,
             scheduler=scheduler,
@@ -247,7 +266,7 @@ class Node:
 
     async def _serve(self, s: Services, heartbeat: Heartbeat, stop: trio.Event) -> None:
         """Join gossip, start every component, run duties until a signal stops the scheduler."""
-        checks = GossipChecks(s.params, s.committees, s.clock.current_slot)
+        checks = GossipChecks(s.params, s.committees, s.clock.current_slot, sightings=s.detector)
         async with s.gossip:
             await s.gossip.subscribe(TX_TOPIC, checks.check_tx)
             await s.gossip.subscribe(PROPOSAL_TOPIC, checks.check_proposal)
@@ -266,6 +285,9 @@ class Node:
             monitor = HealthMonitor(
                 self.health,
                 guard=s.guard,
+                killswitch=s.killswitch,
+                attesters=self.facts.attesters,
+                alerts=self.funds,
                 client=self.client,
                 sync=s.sync,
                 gossip=s.gossip,
@@ -275,14 +297,39 @@ class Node:
                 poll_s = max(MIN_SYNC_POLL_S, SYNC_POLL_FRACTION * s.params.slot_duration)
                 await components.start(s.sync.run, poll_s)
                 await components.start(s.committees.run, s.clock, self.facts.attesters)
+                await components.start(s.detector.run)
                 await components.start(inbox.run)
                 await components.start(monitor.run)
                 await components.start(heartbeat.run)
                 components.start_soon(self._stop_scheduler_on, stop, s.scheduler)
+                await self._doppelganger_wait(s, heartbeat)
                 await s.scheduler.run()
                 self._scheduler_stopped.set()
                 # the duties in hand are done (SIGTERM): the signal task cancels the root scope
                 await trio.sleep_forever()
+
+    async def _doppelganger_wait(self, s: Services, heartbeat: Heartbeat) -> None:
+        """With no twin live in the store, hold the first signature for `--doppelganger-slots` slots.
+
+        A twin live in the store shares this node's guard, so joining it cannot double-sign; with none, a
+        signer of ours elsewhere (a copied keystore on its own store) would be invisible until it signs —
+        the detector runs meanwhile, and a foreign signature halts the attester instead.
+        """
+        slots = self.config.doppelganger_slots
+        if slots <= 0:
+            return
+        status = await trio.to_thread.run_sync(s.store.status)
+        twins = [n for n, _host, age in status.nodes if n != heartbeat.node_id and age < NODE_STALE_S]
+        if twins:
+            log.info("doppelganger: twin(s) %s live in the duty store: signing at once", ", ".join(twins))
+            return
+        first = s.clock.current_slot() + slots + 1
+        s.scheduler.hold_signing_until(first)
+        log.warning(
+            "doppelganger: no twin live in the duty store; listening %d slots, first signature at slot %d",
+            slots,
+            first,
+        )
 
     async def _wait_for_signal(self, stop: trio.Event, root: trio.Nursery) -> None:
         """First SIGTERM/SIGINT: stop duties gracefully (or at once before they started); second: at once."""

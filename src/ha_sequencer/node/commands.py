@@ -89,6 +89,14 @@ def start(
         envvar=f"{_ENV}DUTY_LEASE",
         help="Seconds before an unfinished duty may be adopted.",
     ),
+    doppelganger_slots: int = typer.Option(
+        0,
+        "--doppelganger-slots",
+        min=0,
+        envvar=f"{_ENV}DOPPELGANGER_SLOTS",
+        help="When no twin is live in the duty store at start, listen this many slots before the first "
+        "signature: a signature of our attesters seen meanwhile halts instead (0: off).",
+    ),
     log_level: str = typer.Option("INFO", "--log-level", envvar=f"{_ENV}LOG_LEVEL", help="Log level."),
     min_balance: str = typer.Option(
         DEFAULT_MIN_ETH,
@@ -151,6 +159,7 @@ def start(
         keystore_password_file=keystore_password_file,
         keystore_password=keystore_password,
         lease_s=lease,
+        doppelganger_slots=doppelganger_slots,
         funds=FundsSettings(
             min_eth=min_balance,
             warn_eth=warn_balance,

@@ -134,6 +134,7 @@ class NodeConfig:
     keystore_password_file: Path | None = None
     keystore_password: str | None = field(default=None, repr=False)
     lease_s: float | None = None
+    doppelganger_slots: int = 0
     # publisher balance thresholds, top-ups and the alert webhook
     funds: FundsSettings = FundsSettings()
 
@@ -166,6 +167,7 @@ def build_config(
     keystore_password_file: Path | None,
     keystore_password: str | None,
     lease_s: float | None = None,
+    doppelganger_slots: int = 0,
     funds: FundsSettings | None = None,
 ) -> NodeConfig:
     """Validate raw flag values into a NodeConfig (raises ConfigError naming the flag)."""
@@ -175,6 +177,8 @@ def build_config(
     for flag, p in (("--port", port), ("--p2p-port", p2p_port)):
         if not 0 <= p <= 65535:
             raise ConfigError(f"{flag}: {p} is not a TCP port")
+    if doppelganger_slots < 0:
+        raise ConfigError(f"--doppelganger-slots: must be 0 or more, got {doppelganger_slots}")
     if keystore_password_file is not None and not keystore_password_file.is_file():
         raise ConfigError(f"--keystore-password-file: {keystore_password_file} is not a file")
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -195,5 +199,6 @@ def build_config(
         keystore_password_file=keystore_password_file,
         keystore_password=keystore_password,
         lease_s=lease_s,
+        doppelganger_slots=doppelganger_slots,
         funds=check_funds(funds or FundsSettings()),
     )

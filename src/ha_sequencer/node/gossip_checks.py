@@ -9,19 +9,44 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from ha_sequencer.node.committees import CommitteeCache
 from ha_sequencer.p2p.validation import Verdict
 from ha_sequencer.protocol.block import TX_SIZE, InvalidTxs
 from ha_sequencer.protocol.constants import MAX_TXS_PER_BLOCK, NetworkParams
 from ha_sequencer.protocol.messages import InvalidSignature
-from ha_sequencer.protocol.wire import WireError, parse_attestation, parse_proposal, parse_tx
+from ha_sequencer.protocol.wire import (
+    AttestationMessage,
+    ProposalMessage,
+    WireError,
+    parse_attestation,
+    parse_proposal,
+    parse_tx,
+)
 
 log = logging.getLogger(__name__)
 
 # Slots accepted around the local slot: one behind (late delivery near a boundary), one ahead (clock skew).
 SLOT_WINDOW_BEHIND = 1
 SLOT_WINDOW_AHEAD = 1
+
+
+class Sightings(Protocol):
+    """Where verified proposals and attestations go before any window or duplicate check (the detector)."""
+
+    def observe_proposal(self, msg: ProposalMessage, *, source: str, origin: str) -> None: ...
+    def observe_attestation(self, msg: AttestationMessage, *, source: str, origin: str) -> None: ...
+
+
+class NoSightings:
+    """Sightings dropped (a node without a detector: tests, the devnet watcher)."""
+
+    def observe_proposal(self, msg: ProposalMessage, *, source: str, origin: str) -> None:
+        """Dropped."""
+
+    def observe_attestation(self, msg: AttestationMessage, *, source: str, origin: str) -> None:
+        """Dropped."""
 
 
 class GossipChecks:
@@ -32,10 +57,14 @@ class GossipChecks:
         params: NetworkParams,
         committees: CommitteeCache,
         current_slot: Callable[[], int],
+        sightings: Sightings | None = None,
     ) -> None:
         self.params = params
         self.committees = committees
         self.current_slot = current_slot
+        # every signature-valid message, also a second different one of a signer that gossip then ignores:
+        # the detector must see what deduplication would hide
+        self.sightings: Sightings = sightings if sightings is not None else NoSightings()
         # (slot, signer) → digest of the first valid message: a second, different one is equivocation evidence
         self._proposals: dict[tuple[int, str], bytes] = {}
         self._attestations: dict[tuple[int, str], bytes] = {}
@@ -58,6 +87,7 @@ class GossipChecks:
         except (WireError, InvalidSignature, ValueError) as exc:
             log.debug("proposal from %s rejected: %s", from_peer, exc)
             return Verdict.REJECT
+        self.sightings.observe_proposal(msg, source="gossip", origin=from_peer)
         slot = msg.signed.block.slot
         if len(msg.signed.block.txs) > MAX_TXS_PER_BLOCK * TX_SIZE:
             return Verdict.REJECT
@@ -81,6 +111,7 @@ class GossipChecks:
         except (WireError, InvalidSignature, ValueError) as exc:
             log.debug("attestation from %s rejected: %s", from_peer, exc)
             return Verdict.REJECT
+        self.sightings.observe_attestation(msg, source="gossip", origin=from_peer)
         slot = msg.attestation.slot
         if not self._in_window(slot):
             return Verdict.IGNORE

@@ -11,13 +11,15 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import trio
 
 from ha_sequencer.ha.errors import DuplicateNodeError, DutyStoreError
 from ha_sequencer.ha.guard import DutyGuard
-from ha_sequencer.ha.store import DutyStore
+from ha_sequencer.ha.killswitch import KillSwitch
+from ha_sequencer.ha.store import DutyStore, Halt
 from ha_sequencer.l1.client import RollupClient
 from ha_sequencer.node.metrics import NodeMetrics
 from ha_sequencer.node.sync import Sync
@@ -41,6 +43,7 @@ class Health:
         self.l1_error: str | None = "not contacted yet"
         self.l1_last_ok: float | None = None
         self.store_healthy: bool | None = None  # None: not opened yet
+        self.halts: list[Halt] = []  # active halts of this node's attesters
 
     def scrub(self, text: str) -> str:
         """`text` without L1 RPC credentials (URLs, API keys)."""
@@ -63,14 +66,57 @@ class Health:
         self._metrics.store_healthy.set(1 if ok else 0)
 
 
+class HaltAlerts(Protocol):
+    """Where halts are announced (the funds service's webhook alerter)."""
+
+    def halted(self, attester: str, slot: int, duty: str, reason: str) -> None: ...
+    def halt_lifted(self, attester: str) -> None: ...
+
+
+class HaltWatch:
+    """What a node does about its attesters' halts: /status, `hasq_halted`, one alert and log line each."""
+
+    def __init__(
+        self, health: Health, attesters: Sequence[str], metrics: NodeMetrics, alerts: HaltAlerts
+    ) -> None:
+        self._health = health
+        self._attesters = list(attesters)
+        self._metrics = metrics
+        self._alerts = alerts
+        for attester in self._attesters:
+            metrics.halted.labels(attester=attester).set(0)
+
+    def note(self, halts: list[Halt]) -> None:
+        """The active halts as just read from the store."""
+        before = {h.attester for h in self._health.halts}
+        now = {h.attester: h for h in halts}
+        self._health.halts = halts
+        for attester in self._attesters:
+            halt = now.get(attester.lower())
+            self._metrics.halted.labels(attester=attester).set(0 if halt is None else 1)
+            if halt is not None:
+                if halt.attester not in before:
+                    log.error(
+                        "attester %s is HALTED fleet-wide: %s (see `ha-db halts`)", attester, halt.reason
+                    )
+                self._alerts.halted(attester, halt.slot, halt.duty_type, halt.reason)
+            elif attester.lower() in before:
+                log.warning("attester %s resumed by an operator: signing again", attester)
+                self._alerts.halt_lifted(attester)
+
+
 class HealthMonitor:
-    """Every `HEALTH_INTERVAL_S`: the store probe, L1 from the client's endpoints and sync, the peer count."""
+    """Every `HEALTH_INTERVAL_S`: the store probe, L1 from the client's endpoints and sync, the peer count,
+    and the halts of this node's attesters (written by any twin's detector)."""
 
     def __init__(
         self,
         health: Health,
         *,
         guard: DutyGuard,
+        killswitch: KillSwitch,
+        attesters: Sequence[str],
+        alerts: HaltAlerts,
         client: RollupClient,
         sync: Sync,
         gossip: GossipNode,
@@ -78,10 +124,13 @@ class HealthMonitor:
     ) -> None:
         self._health = health
         self._guard = guard
+        self._killswitch = killswitch
+        self._attesters = list(attesters)
         self._client = client
         self._sync = sync
         self._gossip = gossip
         self._metrics = metrics
+        self._halts = HaltWatch(health, self._attesters, metrics, alerts)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Probe until cancelled; `task_status` fires after the first probe."""
@@ -99,6 +148,11 @@ class HealthMonitor:
         else:
             self._health.l1_failed(sync_error or "no L1 RPC endpoint healthy")
         self._metrics.peers.set(self._gossip.peer_count())
+        try:
+            halts = await trio.to_thread.run_sync(lambda: self._killswitch.active(self._attesters))
+        except DutyStoreError:
+            return  # the store probe above reports it; the last known halts stay
+        self._halts.note(halts)
 
 
 class Heartbeat:

@@ -54,6 +54,18 @@ class NodeMetrics:
         self.l1_healthy = Gauge(f"{PREFIX}_l1_healthy", "1 when an L1 RPC endpoint answers", registry=r)
         self.peers = Gauge(f"{PREFIX}_peers", "Connected gossip peers", registry=r)
         self.mempool_size = Gauge(f"{PREFIX}_mempool_txs", "Transactions in the mempool", registry=r)
+        self.detector = Counter(
+            f"{PREFIX}_detector_sightings_total",
+            "Messages of this node's attesters checked against the duty store, by verdict (ours, foreign, …)",
+            ["verdict"],
+            registry=r,
+        )
+        self.halted = Gauge(
+            f"{PREFIX}_halted",
+            "1 while the attester is halted fleet-wide (a signature the duty store did not issue was seen)",
+            ["attester"],
+            registry=r,
+        )
         self.rpc_txs = Counter(
             f"{PREFIX}_rpc_txs_total",
             "node_sendTx calls by result (accepted, rejected)",

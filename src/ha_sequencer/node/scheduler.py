@@ -12,7 +12,6 @@ Every attester signature goes through the duty guard (DESIGN.md: High availabili
 from __future__ import annotations
 
 import logging
-import struct
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, assert_never
@@ -26,6 +25,7 @@ from ha_sequencer.ha.outcomes import (
     BelowWatermark,
     Busy,
     DutyType,
+    Halted,
     LostClaim,
     NewSignature,
     Outcome,
@@ -57,6 +57,8 @@ from ha_sequencer.protocol.wire import (
     ProposalMessage,
     SignedAttestation,
     SignedBlock,
+    attestation_payload,
+    decode_attestation_payload,
     decode_block,
     encode_attestation,
     encode_block,
@@ -76,18 +78,6 @@ RECORDS_KEPT = 512  # slots of per-slot timings kept for /status and benchmarks
 # Distinct proposals of one slot's proposer kept (more means it equivocates): an invalid one seen first must
 # not shadow the valid one, yet an equivocating proposer cannot make us re-execute without end.
 PROPOSALS_PER_SLOT = 4
-
-_ATTESTATION_PAYLOAD = struct.Struct(">Q32s")
-
-
-def attestation_payload(slot: int, archive: bytes) -> bytes:
-    """What the guard stores for an attestation duty (enough for a twin to finish it)."""
-    return _ATTESTATION_PAYLOAD.pack(slot, archive)
-
-
-def decode_attestation_payload(payload: bytes) -> tuple[int, bytes]:
-    """Inverse of `attestation_payload`."""
-    return _ATTESTATION_PAYLOAD.unpack(payload)
 
 
 class SignatureAlerts(Protocol):
@@ -215,6 +205,7 @@ class Scheduler:
         self.finished = trio.Event()
         self._loop_scope = trio.CancelScope()
         self._duties: trio.Nursery | None = None
+        self._first_signing_slot = 0  # doppelganger protection: no signature before this slot
 
     # --- the slot loop ------------------------------------------------------------------------------------
 
@@ -231,6 +222,22 @@ class Scheduler:
                 # stopped: duties in hand finish (the nursery waits for them), nothing new starts
         finally:
             self.finished.set()
+
+    def hold_signing_until(self, slot: int) -> None:
+        """Sign nothing before `slot` (doppelganger protection: listen first for a foreign signer)."""
+        self._first_signing_slot = slot
+
+    def _held(self, duty: DutyType, slot: int) -> bool:
+        if slot >= self._first_signing_slot:
+            return False
+        self.metrics.duties.labels(duty=duty.value, outcome="doppelganger_wait").inc()
+        log.info(
+            "slot %d: %s skipped: listening for a doppelganger until slot %d",
+            slot,
+            duty,
+            self._first_signing_slot,
+        )
+        return True
 
     def stop(self) -> None:
         """Start no new duties; those in hand finish."""
@@ -263,7 +270,7 @@ class Scheduler:
             log.warning("slot %d: committee of epoch %d unknown, no duties", slot, self.params.epoch_of(slot))
             return
         identity = self.identities.get(record.proposer)
-        if identity is None:
+        if identity is None or self._held(DutyType.BLOCK_PROPOSAL, slot):
             return
         if not await self._ready(slot):
             self.metrics.duties.labels(duty="block_proposal", outcome="not_synced").inc()
@@ -310,6 +317,9 @@ class Scheduler:
                 # an HA twin proposed (or is proposing) this slot: stand by to publish its block if it fails
                 log.info("slot %d: proposal held by an HA twin (%s): standing by", slot, record.outcome)
                 await self._backup_proposer(slot, identity, record)
+                return
+            case Halted(reason):
+                log.error("slot %d: proposal not signed: %s is halted (%s)", slot, identity.attester, reason)
                 return
             case BelowWatermark() | LostClaim() | StoreUnavailable():
                 log.warning("slot %d: proposal not signed: %s", slot, outcome)
@@ -440,7 +450,7 @@ class Scheduler:
             )
             return
         mine = [a for a in self.identities if self.committees.is_member(slot, a)]
-        if not mine:
+        if not mine or self._held(DutyType.ATTESTATION, slot):
             return
         # a node behind L1 signs nothing (sync.py); one fresh poll first, as a proposer does in `_ready`
         if not self.sync.synced and not await self.sync.catch_up():
@@ -481,6 +491,9 @@ class Scheduler:
                 slot, archive = decode_attestation_payload(stored)  # the dead twin's vote, not ours
             case Busy():
                 return  # a live twin is signing this very vote: it gossips it
+            case Halted(reason):
+                log.error("slot %d: attestation not signed: %s halted (%s)", slot, identity.attester, reason)
+                return
             case Refused() | BelowWatermark() | LostClaim() | StoreUnavailable():
                 log.warning("slot %d: attestation by %s not signed: %s", slot, identity.attester, outcome)
                 return
@@ -522,7 +535,7 @@ class Scheduler:
                     )
                 case NewSignature() | SameData() | Adopted():
                     self.alerts.signature_ok(identity.attester, slot, duty_type.value)
-                case BelowWatermark() | Busy() | LostClaim() | StoreUnavailable():
+                case BelowWatermark() | Busy() | LostClaim() | Halted() | StoreUnavailable():
                     pass  # nothing signed, nothing refused: the condition neither starts nor clears
                 case _:
                     assert_never(outcome)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ha_sequencer.ha.guard import DutyGuard
+from ha_sequencer.ha.killswitch import KillSwitch
 from ha_sequencer.ha.store import DutyStore
 from ha_sequencer.node.chain import Chain
 from ha_sequencer.node.clock import SlotClock
 from ha_sequencer.node.committees import CommitteeCache
+from ha_sequencer.node.detector import Detector
 from ha_sequencer.node.mempool import Mempool
 from ha_sequencer.node.publisher import Publisher
 from ha_sequencer.node.scheduler import Scheduler
@@ -34,6 +36,8 @@ class Services:
     mempool: Mempool
     store: DutyStore
     guard: DutyGuard
+    killswitch: KillSwitch
+    detector: Detector
     gossip: GossipNode
     publisher: Publisher
     scheduler: Scheduler

@@ -53,6 +53,7 @@ def status_report(
         reasons.append(f"l1_unreachable: {health.l1_error}")
     if health.store_healthy is False:
         reasons.append("duty_store_unreachable")
+    reasons.extend(f"halted: {h.reason}" for h in health.halts)
     if running is not None:
         reasons.extend(_running_reasons(facts, running))
     reasons.extend(funds.reasons())
@@ -83,6 +84,16 @@ def status_report(
             "healthy": health.store_healthy,
             "nodeId": config.node_id,
             "leaseS": running.guard.lease_s if running else None,
+            "halts": [
+                {
+                    "attester": h.attester,
+                    "slot": h.slot,
+                    "duty": h.duty_type,
+                    "reason": h.reason,
+                    "at": h.halted_at,
+                }
+                for h in health.halts
+            ],
         },
         "peers": running.gossip.peer_count() if running else 0,
         "peerId": running.gossip.peer_id if running else None,

@@ -51,6 +51,7 @@ class Sync:
         from_l1_block: int = 0,
         scrub: Callable[[str], str] = lambda text: text,
         on_block: Callable[[ChainBlock], None] = lambda block: None,
+        on_event: Callable[[BlockProposedEvent], None] = lambda event: None,
     ) -> None:
         self.client = client
         self.chain = chain
@@ -59,6 +60,7 @@ class Sync:
         self._next_l1_block = from_l1_block
         self._scrub = scrub
         self._on_block = on_block  # called after each block is applied, with the chain's state at it
+        self._on_event = on_event  # every BlockProposed as read from L1 (the detector's view of L1)
         self._lock = trio.Lock()
 
     @property
@@ -115,6 +117,7 @@ class Sync:
         self.metrics.synced.set(1 if self.status.synced else 0)
 
     def _apply(self, event: BlockProposedEvent) -> None:
+        self._on_event(event)
         block = Block(
             slot=event.slot,
             parent_archive=event.proposal.parent_archive,

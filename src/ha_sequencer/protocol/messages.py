@@ -54,6 +54,10 @@ def _b32(value: bytes, field: str) -> bytes:
     return bytes(value)
 
 
+def _hex(value: bytes) -> str:
+    return "0x" + bytes(value).hex()
+
+
 def _addr_word(address: str) -> bytes:
     return to_canonical_address(address).rjust(32, b"\x00")
 
@@ -84,6 +88,16 @@ class Proposal:
         """The Solidity `Proposal` struct tuple."""
         return (self.slot, self.parent_archive, self.archive, self.txs_hash, self.fee_recipient)
 
+    def as_json(self) -> dict[str, int | str]:
+        """The struct as JSON, field names as in Solidity (what `slashDuplicateProposal` takes)."""
+        return {
+            "slot": self.slot,
+            "parentArchive": _hex(self.parent_archive),
+            "archive": _hex(self.archive),
+            "txsHash": _hex(self.txs_hash),
+            "feeRecipient": _hex(self.fee_recipient),
+        }
+
 
 @dataclass(frozen=True)
 class Attestation:
@@ -99,6 +113,10 @@ class Attestation:
     def as_abi(self) -> tuple[int, bytes]:
         """The Solidity `Attestation` struct tuple."""
         return (self.slot, self.archive)
+
+    def as_json(self) -> dict[str, int | str]:
+        """The struct as JSON, field names as in Solidity (what `slashDuplicateAttestation` takes)."""
+        return {"slot": self.slot, "archive": _hex(self.archive)}
 
 
 @dataclass(frozen=True)

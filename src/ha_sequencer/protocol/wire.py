@@ -214,3 +214,17 @@ def parse_attestation(params: NetworkParams, data: bytes) -> AttestationMessage:
 def parse_tx(params: NetworkParams, data: bytes) -> SignedTx:
     """Decode a tx message into one signed tx (raises WireError / InvalidTxs)."""
     return SignedTx.decode(decode_tx_message(data))
+
+
+# What the duty guard stores as an attestation duty's payload: enough for a twin to finish the duty.
+_ATTESTATION_PAYLOAD = struct.Struct(">Q32s")
+
+
+def attestation_payload(slot: int, archive: bytes) -> bytes:
+    """What the guard stores for an attestation duty (enough for a twin to finish it)."""
+    return _ATTESTATION_PAYLOAD.pack(slot, archive)
+
+
+def decode_attestation_payload(payload: bytes) -> tuple[int, bytes]:
+    """Inverse of `attestation_payload`."""
+    return _ATTESTATION_PAYLOAD.unpack(payload)
