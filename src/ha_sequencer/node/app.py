@@ -38,7 +38,9 @@ from ha_sequencer.node.bootstrap import Network, read_network
 from ha_sequencer.node.chain import Chain, ChainBlock
 from ha_sequencer.node.clock import SlotClock, SlotTiming
 from ha_sequencer.node.committees import CommitteeCache
+from ha_sequencer.node.conditions import HealthConditions
 from ha_sequencer.node.config import NodeConfig
+from ha_sequencer.node.duty_audit import DutyAudit
 from ha_sequencer.node.gossip_checks import GossipChecks
 from ha_sequencer.node.health import Health, HealthMonitor, Heartbeat
 from ha_sequencer.node.http import RpcMethod, serve_http
@@ -161,6 +163,7 @@ class Node:
             log.info("http: serving /status, /metrics and JSON-RPC on %s", ", ".join(http))
             # from the start: a node stuck before its first slot (L1 down, unfunded) still alerts and reports
             await root.start(self._run_funds)
+            await root.start(HealthConditions(self.metrics).run, self.status_report)
             stop = trio.Event()
             root.start_soon(self._wait_for_signal, stop, root)
             network = await read_network(self.client, self.health, self.facts.attesters, self.config.rollup)
@@ -188,13 +191,22 @@ class Node:
         clock = SlotClock(SlotTiming(params.genesis_time, params.slot_duration))
         chain = Chain(params, network.allocation)
         mempool = Mempool(params)
+        self.metrics.slot_duration.set(params.slot_duration)
+        committees = CommitteeCache(params, self.client.epoch_committee)
+        audit = DutyAudit(
+            clock=clock,
+            committees=committees,
+            synced=lambda: sync.synced,
+            attesters=self.facts.attesters,
+            metrics=self.metrics,
+        )
 
         def on_block(block: ChainBlock) -> None:
             mempool.on_block(chain.state, block.txs)
             self.metrics.mempool_size.set(len(mempool))
+            audit.on_block(block)
 
         sync = Sync(self.client, chain, self.metrics, scrub=self._scrub, on_block=on_block)
-        committees = CommitteeCache(params, self.client.epoch_committee)
         guard = DutyGuard(
             store,
             node_id=config.node_id,
@@ -243,6 +255,7 @@ class Node:
             gossip=gossip,
             publisher=publisher,
             scheduler=scheduler,
+            audit=audit,
         )
 
     async def _serve(self, s: Services, heartbeat: Heartbeat, stop: trio.Event) -> None:
@@ -278,6 +291,7 @@ class Node:
                 await components.start(inbox.run)
                 await components.start(monitor.run)
                 await components.start(heartbeat.run)
+                await components.start(s.audit.run)
                 components.start_soon(self._stop_scheduler_on, stop, s.scheduler)
                 await s.scheduler.run()
                 self._scheduler_stopped.set()
