@@ -197,6 +197,7 @@ class Node:
             clock=clock,
             committees=committees,
             synced=lambda: sync.synced,
+            healthy=lambda: self.status_report()["status"] == "ok",
             attesters=self.facts.attesters,
             metrics=self.metrics,
         )

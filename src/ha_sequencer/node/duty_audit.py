@@ -5,6 +5,9 @@ counts, and a rule takes `max by (attester, duty)` over them. A proposal is done
 slot proposed by the attester; an attestation is done when the attester is among the slot's block attesters,
 and `no_block` when the slot has no block (an attestation reaches L1 only inside one: the proposer missed).
 A slot is judged once the chain has synced past its end: L1 accepts a proposal only within its own slot.
+Judging starts with the first slot after the node first turned healthy: what an identity misses while its
+nodes start is what the down/unhealthy alerts are for, and a devnet whose nodes all start at once would
+otherwise open with proposals "missed" before the peers had connected.
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ class DutyResult(StrEnum):
     NO_BLOCK = "no_block"
 
 
+_RESULTS = {
+    DutyType.BLOCK_PROPOSAL: (DutyResult.DONE, DutyResult.MISSED),
+    DutyType.ATTESTATION: (DutyResult.DONE, DutyResult.MISSED, DutyResult.NO_BLOCK),
+}
+
+
 class DutyAudit:
     """Counts each attester's proposals and attestations as L1 shows them (`hasq_identity_*` series)."""
 
@@ -46,19 +55,21 @@ class DutyAudit:
         clock: SlotClock,
         committees: CommitteeCache,
         synced: Callable[[], bool],
+        healthy: Callable[[], bool],
         attesters: Sequence[str],
         metrics: NodeMetrics,
     ) -> None:
         self._clock = clock
         self._committees = committees
         self._synced = synced
+        self._healthy = healthy
         self._attesters = list(attesters)
         self._metrics = metrics
         self._blocks: OrderedDict[int, ChainBlock] = OrderedDict()
         for attester in self._attesters:
             for duty in DutyType:
                 # every series exists from the start: `increase()` cannot see a counter's first sample
-                for result in DutyResult:
+                for result in _RESULTS[duty]:
                     metrics.identity_duties.labels(attester, duty.value, result.value).inc(0)
                 metrics.identity_missed_streak.labels(attester, duty.value).set(0)
 
@@ -107,14 +118,17 @@ class DutyAudit:
                 assert_never(result)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Judge every slot from the first whole one after start, each once it is final and synced past."""
-        slot = self._clock.current_slot() + 1
+        """Judge every slot from the first after the node turned healthy, each once final and synced past."""
         task_status.started()
+        poll_s = self._clock.timing.slot_duration / 4
+        while not self._healthy():
+            await trio.sleep(poll_s)
+        slot = self._clock.current_slot() + 1
         while True:
             await self._clock.wait_for_slot(slot + FINAL_AFTER_SLOTS)
             # the chain must have seen L1 after the slot ended, else a landed block would count as missed
             while not self._synced():
-                await trio.sleep(self._clock.timing.slot_duration / 4)
+                await trio.sleep(poll_s)
             current = self._clock.current_slot()
             # a node paused for many slots judges only what its committee cache still holds
             for judged in range(slot, current - FINAL_AFTER_SLOTS + 1):
