@@ -189,6 +189,7 @@ def status(
                     "name": n.name,
                     "ha": n.ha,
                     "pid": n.pid,
+                    "publisher": n.publisher,
                     "health": h,
                     "url": f"{n.url}/status",
                     "reasons": d.get("reasons", []),
