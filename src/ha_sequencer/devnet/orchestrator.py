@@ -218,6 +218,8 @@ class Devnet:
 
     def _up(self) -> DevnetState:
         started = time.monotonic()
+        if self.config.prometheus:
+            DevnetPrometheus.preflight()
         self._prepare_dir()
         self.say(f"devnet directory {self.dir}")
         self.anvil = Anvil()

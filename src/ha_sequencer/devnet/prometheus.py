@@ -147,11 +147,18 @@ class DevnetPrometheus:
         """The process id while running."""
         return self.proc.pid if self.proc is not None else None
 
-    def start(self, nodes: Sequence[NodeEntry]) -> None:
-        """Write the configuration and start Prometheus (returns at once; `wait_ready` waits)."""
+    @staticmethod
+    def preflight() -> str:
+        """The prometheus binary, checked with the rules file before the devnet starts anything."""
         binary = shutil.which("prometheus")
         if binary is None:
             raise DevnetError(f"--prometheus: the prometheus binary is not installed; {INSTALL_HINT}")
+        rules_file()
+        return binary
+
+    def start(self, nodes: Sequence[NodeEntry]) -> None:
+        """Write the configuration and start Prometheus (returns at once; `wait_ready` waits)."""
+        binary = self.preflight()
         shutil.rmtree(self.dir, ignore_errors=True)  # an earlier devnet's samples are another chain's
         ensure_private_dir(self.dir)
         self.config_path.write_text(json.dumps(scrape_config(nodes, rules_file()), indent=2) + "\n")
