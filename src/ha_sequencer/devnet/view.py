@@ -253,13 +253,13 @@ def render(monitor: Monitor, snap: Snapshot) -> Group:
 
 
 def alerts_table(alerts: list[FiringAlert], url: str) -> Table:
-    """Prometheus's pending and firing alerts, firing first."""
+    """Prometheus's pending and firing alerts: firing before pending, critical before warning."""
     table = Table(title=f"alerts (Prometheus {url}/alerts)", expand=False)
     for col in ("alert", "state", "severity", "summary"):
         table.add_column(col)
     if not alerts:
         table.add_row(Text("none", style="green"), "", "", "")
-    for alert in sorted(alerts, key=lambda a: (a.state != "firing", a.name)):
+    for alert in sorted(alerts, key=lambda a: (a.state != "firing", a.severity != "critical", a.name)):
         style = "dim"
         if alert.state == "firing":
             style = "bold red" if alert.severity == "critical" else "yellow"
