@@ -7,6 +7,7 @@ bootstrap:
 	@scripts/bootstrap.sh
 
 devnet: bootstrap
+	@scripts/ensure-prometheus.sh
 	$(VENV)/ha-sequencer devnet up $(ARGS)
 
 PYRIGHT := node_modules/.bin/pyright
@@ -18,6 +19,8 @@ lint: bootstrap
 
 test: bootstrap
 	@scripts/ensure-postgres.sh
+	@scripts/ensure-prometheus.sh
+	@scripts/ensure-aztec.sh >/dev/null
 	$(VENV)/ruff check src tests benchmarks
 	$(PYRIGHT)
 	$(VENV)/python -m pytest $(PYTEST_ARGS)

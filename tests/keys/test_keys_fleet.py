@@ -197,18 +197,35 @@ def test_encrypted_round_trip(tmp_path: Path, light_kdf) -> None:
     for k, node in enumerate(outputs, start=1):
         document = json.loads(node.path.read_text())
         entry = document["validators"][0]
-        # still encrypted: the node file references copies of the key files, relative to itself
-        assert entry["attester"]["eth"]["path"].startswith("keys/")
-        assert entry["publisher"]["path"].startswith("keys/")
-        assert (node.path.parent / entry["publisher"]["path"]).exists()
+        # still encrypted: the node file references its own copies of the key files, by absolute path (Aztec's
+        # node reads relative paths from its working directory)
+        keys = node.path.parent.absolute() / "keys"
+        assert Path(entry["attester"]["eth"]["path"]).parent == keys
+        assert Path(entry["publisher"]["path"]).parent == keys
+        assert Path(entry["publisher"]["path"]).exists()
         assert node.publisher == [ANVIL[k]]
     report = check_fleet([o.path for o in outputs])
     assert not report.findings
 
-    # moving a node directory elsewhere keeps it loadable
+    # a node directory moved elsewhere still loads here, with a warning that Aztec would not find its keys
     moved = tmp_path / "elsewhere"
     shutil.move(str(outputs[0].path.parent), moved)
     assert load_keystore(moved / "keystore.json").attester_addresses == [ANVIL[0]]
+    assert {f.code for f in check_fleet([moved]).warnings} == {"key-path"}
+
+
+def test_split_names_key_files_where_the_node_folder_will_be_installed(tmp_path: Path, light_kdf) -> None:
+    request = NewKeysRequest(mnemonic=ANVIL_MNEMONIC, fee_recipient=FEE_RECIPIENT, publisher_count=2)
+    base = write_new_keystore(request, output=tmp_path / "key1.json", password="pw", strength=light_kdf).path
+    outputs = split_keystore(base, tmp_path / "nodes", install_dir=Path("/etc/ha-sequencer/{node}"))
+    entry = json.loads(outputs[1].path.read_text())["validators"][0]
+    assert entry["publisher"]["path"].startswith("/etc/ha-sequencer/node2/keys/keystore-eth-publisher_1_2_")
+    assert entry["attester"]["bls"]["path"].startswith("/etc/ha-sequencer/node2/keys/keystore-bls-1_")
+    # not installed yet: it loads from its own keys/ folder, and says Aztec would look in /etc/ha-sequencer
+    report = check_fleet([o.path for o in outputs])
+    assert not report.errors
+    assert {f.code for f in report.warnings} == {"key-path"}
+    assert load_keystore(outputs[1].path).validators[0].publishers[0].address == ANVIL[2]
 
 
 def test_split_refusals(tmp_path: Path, capsys) -> None:

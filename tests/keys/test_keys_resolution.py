@@ -11,7 +11,7 @@ from ha_sequencer.keys import bls_public_key
 from ha_sequencer.keys.encryption import KdfStrength, dumps_key_file, encrypt_bls_key, encrypt_eth_key
 from ha_sequencer.keys.errors import KeyFileError, MissingPasswordError
 from ha_sequencer.keys.report import FileReport
-from ha_sequencer.keys.resolution import KeyFileReader, resolve_file, resolve_key_path
+from ha_sequencer.keys.resolution import KeyFileReader, KeyPath, resolve_file, resolve_key_path
 from ha_sequencer.keys.schema import parse_keystore
 
 # nothing exists here on disk: every file the resolver reads has to come through the reader
@@ -102,7 +102,9 @@ def test_resolution_runs_on_an_in_memory_reader(light_kdf: KdfStrength) -> None:
     }
     report = _resolve(document, files, OnePassword("entry-less"))
 
-    assert report.errors == [] and report.warnings == []
+    assert report.errors == []
+    # relative paths found only beside the keystore: loaded, with a warning that Aztec's node would not
+    assert {w.code for w in report.warnings} == {"key-path"}
     first, second = report.blocks
     assert first.attesters[0].eth.address == ATTESTER.address
     assert first.attesters[0].bls_public == bls_public_key(BLS_SECRET)
@@ -138,9 +140,27 @@ def test_in_memory_problems_name_the_entry(light_kdf: KdfStrength) -> None:
     assert [a.eth.account for a in report.blocks[0].attesters] == [None]
 
 
-def test_key_paths_resolve_beside_the_keystore_then_the_working_directory() -> None:
-    files = MemoryKeyFiles({KEYS / "a.json": "{}", Path("only-here.json"): "{}"})
-    assert resolve_key_path(KEYSTORE, "keys/a.json", files) == KEYS / "a.json"
-    assert resolve_key_path(KEYSTORE, "only-here.json", files) == Path("only-here.json")
-    assert resolve_key_path(KEYSTORE, "nowhere.json", files) == KEYSTORE.parent / "nowhere.json"
-    assert resolve_key_path(KEYSTORE, "/abs/k.json", files) == Path("/abs/k.json")
+def test_key_paths_resolve_as_aztec_reads_them_then_where_they_moved_with_the_keystore() -> None:
+    files = MemoryKeyFiles(
+        {
+            KEYS / "a.json": "{}",
+            Path("only-here.json"): "{}",
+            Path("keys/a.json"): "{}",
+            Path("/abs/k.json"): "{}",
+            KEYSTORE.parent / "keys" / "moved.json": "{}",
+        }
+    )
+    # Aztec's reading first: relative to the working directory, absolute as written
+    assert resolve_key_path(KEYSTORE, "keys/a.json", files) == KeyPath(Path("keys/a.json"), as_aztec=True)
+    assert resolve_key_path(KEYSTORE, "only-here.json", files) == KeyPath(
+        Path("only-here.json"), as_aztec=True
+    )
+    assert resolve_key_path(KEYSTORE, "/abs/k.json", files) == KeyPath(Path("/abs/k.json"), as_aztec=True)
+    # then the file moved with its keystore: beside it, or in its keys/ folder before installation
+    beside = MemoryKeyFiles({KEYS / "a.json": "{}"})
+    assert resolve_key_path(KEYSTORE, "keys/a.json", beside) == KeyPath(KEYS / "a.json", as_aztec=False)
+    moved = KeyPath(KEYSTORE.parent / "keys" / "moved.json", as_aztec=False)
+    assert resolve_key_path(KEYSTORE, "/etc/ha-sequencer/keys/moved.json", files) == moved
+    # nowhere: the error names the path beside the keystore (relative) or as written (absolute)
+    assert resolve_key_path(KEYSTORE, "nowhere.json", files).path == KEYSTORE.parent / "nowhere.json"
+    assert resolve_key_path(KEYSTORE, "/etc/x/nowhere.json", files).path == Path("/etc/x/nowhere.json")

@@ -95,6 +95,13 @@ def up(
         envvar=f"{_ENV}WATCHER",
         help="Run the equivocation watcher as an extra gossip peer.",
     ),
+    prometheus: bool = typer.Option(
+        False,
+        "--prometheus/--no-prometheus",
+        envvar=f"{_ENV}PROMETHEUS",
+        help="Also run a real Prometheus (Debian's binary) scraping every node with "
+        "deploy/prometheus/alerts.yml; its URL is printed and firing alerts show in the live view.",
+    ),
     live: bool = typer.Option(True, "--live/--no-live", help="Live terminal view (else one line per slot)."),
     detach: bool = typer.Option(False, "--detach", help="Run in the background; stop with `devnet down`."),
     headless: bool = typer.Option(
@@ -116,6 +123,7 @@ def up(
         users=users,
         load_rate=load_rate,
         duty_lease_s=duty_lease,
+        prometheus=prometheus,
     )
     config.validate()
     if detach:
@@ -128,6 +136,8 @@ def up(
             argv += ["--committee-size", str(committee_size)]
         if duty_lease is not None:
             argv += ["--duty-lease", str(duty_lease)]
+        if prometheus:
+            argv.append("--prometheus")
         # the duty store URL (it may hold a password) reaches the child through its environment
         supervisor.detach(
             config, argv, lambda line: _out.print(line, markup=False, highlight=False), ha_db=ha_db
@@ -173,11 +183,13 @@ def status(
             "haAttester": state.ha_attester,
             "haDb": state.ha_db,
             "supervisorRunning": pid_alive(state.supervisor_pid),
+            "prometheusUrl": state.prometheus_url,
             "nodes": [
                 {
                     "name": n.name,
                     "ha": n.ha,
                     "pid": n.pid,
+                    "publisher": n.publisher,
                     "health": h,
                     "url": f"{n.url}/status",
                     "reasons": d.get("reasons", []),
@@ -197,6 +209,8 @@ def status(
             markup=False,
             highlight=False,
         )
+        if state.prometheus_url:
+            _out.print(f"Prometheus {state.prometheus_url} (alerts: {state.prometheus_url}/alerts)")
         table = Table()
         for col in ("node", "HA", "pid", "health", "role", "L2 block", "peers", "status URL"):
             table.add_column(col)

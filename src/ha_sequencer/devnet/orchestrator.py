@@ -34,6 +34,9 @@ from ha_sequencer.devnet.defaults import (
     DEFAULT_SLOT_DURATION,
     DEFAULT_VALIDATORS,
 )
+from ha_sequencer.devnet.prometheus import CONFIG_NAME as PROMETHEUS_CONFIG
+from ha_sequencer.devnet.prometheus import DIRNAME as PROMETHEUS_DIR
+from ha_sequencer.devnet.prometheus import SCRAPE_INTERVAL, DevnetPrometheus
 from ha_sequencer.devnet.state import (
     DevnetError,
     DevnetState,
@@ -88,6 +91,7 @@ class DevnetConfig:
     users: int = 4
     load_rate: float = 1.0
     duty_lease_s: float | None = None
+    prometheus: bool = False  # a real Prometheus scraping every node with deploy/prometheus/alerts.yml
 
     def validate(self) -> None:
         """Raise InputError naming the bad option."""
@@ -199,6 +203,7 @@ class Devnet:
         self.users: list[LocalAccount] = []
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.ha_db_url = ""
+        self.prometheus: DevnetPrometheus | None = None
         self._stopped = False
 
     # --- lifecycle ---------------------------------------------------------------------------------------
@@ -213,6 +218,8 @@ class Devnet:
 
     def _up(self) -> DevnetState:
         started = time.monotonic()
+        if self.config.prometheus:
+            DevnetPrometheus.preflight()
         self._prepare_dir()
         self.say(f"devnet directory {self.dir}")
         self.anvil = Anvil()
@@ -247,6 +254,8 @@ class Devnet:
             write_state(self.state)
         for entry in self.state.nodes:
             self._start(entry)
+        if self.config.prometheus:
+            self._start_prometheus(self.state)
         with locked(self.dir):
             write_state(self.state)
         self.say(f"nodes: {len(self.state.nodes)} processes started; waiting until each /status says ok …")
@@ -447,6 +456,16 @@ class Devnet:
             nodes=nodes,
         )
 
+    def _start_prometheus(self, state: DevnetState) -> None:
+        self.prometheus = DevnetPrometheus(self.dir)
+        self.prometheus.start(state.nodes)
+        state.prometheus_pid, state.prometheus_url = self.prometheus.pid, self.prometheus.url
+        self.prometheus.wait_ready()
+        self.say(
+            f"Prometheus at {self.prometheus.url} scraping {len(state.nodes)} nodes every "
+            f"{SCRAPE_INTERVAL} with deploy/prometheus/alerts.yml (alerts: {self.prometheus.url}/alerts)"
+        )
+
     def _start(self, entry: NodeEntry) -> None:
         proc = spawn_node(entry, self.ha_db_url)
         self.procs[entry.name] = proc
@@ -503,6 +522,8 @@ class Devnet:
         for name, result in results:
             if result != "not running":
                 self.say(f"node {name}: {result}")
+        if self.prometheus is not None:
+            self.say(f"Prometheus: {self.prometheus.stop()}")
         if self.anvil is not None:
             self.anvil.stop()
             self.say("L1: anvil stopped")
@@ -537,6 +558,10 @@ def down_from_state(directory: Path, say: Callable[[str], None] = print, timeout
         if result != "not running":
             say(f"node {n.name}: {result}")
             stopped += 1
+    prometheus_config = str(Path(directory).resolve() / PROMETHEUS_DIR / PROMETHEUS_CONFIG)
+    if stop_pid(state.prometheus_pid, prometheus_config) != "not running":
+        say("Prometheus stopped")
+        stopped += 1
     port = state.l1_rpc_url.rsplit(":", 1)[-1]
     if stop_pid(state.anvil_pid, port) != "not running":
         say("L1: anvil stopped")

@@ -85,6 +85,8 @@ class DevnetState:
     nodes: list[NodeEntry] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
     ready: bool = False
+    prometheus_pid: int | None = None  # `devnet up --prometheus`
+    prometheus_url: str | None = None
     version: int = STATE_VERSION
 
     @property

@@ -19,8 +19,9 @@ from rich.live import Live
 
 from ha_sequencer.devnet.load import TxLoad
 from ha_sequencer.devnet.orchestrator import Devnet, DevnetConfig, cli_command, log_tail
+from ha_sequencer.devnet.prometheus import FiringAlert
 from ha_sequencer.devnet.state import DevnetError, load_state, pid_alive, state_path
-from ha_sequencer.devnet.view import Monitor, render, slot_line, status_urls
+from ha_sequencer.devnet.view import Monitor, alert_changes, render, slot_line, status_urls
 from ha_sequencer.devnet.watcher import Watcher
 from ha_sequencer.errors import InputError
 
@@ -118,9 +119,14 @@ def _live_loop(devnet: Devnet, monitor: Monitor, console: Console) -> None:
 
 def _headless_loop(devnet: Devnet, monitor: Monitor, say) -> None:
     printed = -1
+    firing: dict[str, FiringAlert] = {}
     while True:
         devnet.reap()
         snap = monitor.snapshot(rows=3)
+        if snap.alerts is not None:
+            firing, lines = alert_changes(firing, snap.alerts)
+            for line in lines:
+                say(line)
         for row in reversed(snap.rows):
             # a slot is final once the next one started (L1 accepts a proposal only in its own slot)
             if not row.current and row.facts.slot > printed:

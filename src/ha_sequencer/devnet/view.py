@@ -18,8 +18,9 @@ from rich.table import Table
 from rich.text import Text
 
 from ha_sequencer.devnet.orchestrator import all_statuses
+from ha_sequencer.devnet.prometheus import FiringAlert, PrometheusApi
 from ha_sequencer.devnet.slots import SlotBook, SlotFacts
-from ha_sequencer.devnet.state import DevnetState, NodeEntry, pid_alive
+from ha_sequencer.devnet.state import DevnetError, DevnetState, NodeEntry, pid_alive
 from ha_sequencer.ha.backends import open_store
 from ha_sequencer.ha.store import DutyKey, DutyStore
 from ha_sequencer.l1.client import RollupClient
@@ -51,6 +52,7 @@ class Snapshot:
     load: Any = None
     equivocations: int | None = None
     watcher_peers: int | None = None
+    alerts: list[FiringAlert] | None = None  # None: no Prometheus with this devnet
     errors: list[str] = field(default_factory=list)
 
 
@@ -78,6 +80,7 @@ class Monitor:
             a: ("HA" if a == state.ha_attester else f"v{i}") for i, a in enumerate(state.validators)
         }
         self._store: DutyStore | None = None
+        self.prometheus = PrometheusApi(state.prometheus_url) if state.prometheus_url else None
         self._balances: dict[str, int] = {}
         self._balances_at = 0.0
 
@@ -141,6 +144,12 @@ class Monitor:
             with contextlib.suppress(Exception):
                 self._balances = {n.publisher: self.client.balance(n.publisher) for n in nodes}
                 self._balances_at = time.monotonic()
+        alerts = None
+        if self.prometheus is not None:
+            try:
+                alerts = self.prometheus.alerts()
+            except DevnetError as exc:
+                errors.append(str(exc))
         return Snapshot(
             slot=now,
             rows=slot_rows,
@@ -149,6 +158,7 @@ class Monitor:
             load=self.load.stats if self.load is not None else None,
             equivocations=len(self.watcher.ledger.equivocations()) if self.watcher is not None else None,
             watcher_peers=self.watcher.peer_count() if self.watcher is not None else None,
+            alerts=alerts,
             errors=errors,
         )
 
@@ -224,6 +234,9 @@ def render(monitor: Monitor, snap: Snapshot) -> Group:
             f"{balance / 10**18:.4f}" if balance is not None else "-",
             f"{entry.url}/status",
         )
+    parts: list[Any] = [slots, nodes]
+    if snap.alerts is not None:
+        parts.append(alerts_table(snap.alerts, state.prometheus_url or ""))
     footer = Text()
     if snap.load is not None:
         footer.append(f"L2 load: {snap.load.accepted} txs accepted, {snap.load.rejected} rejected   ")
@@ -233,10 +246,35 @@ def render(monitor: Monitor, snap: Snapshot) -> Group:
             style="bold red" if snap.equivocations else "",
         )
     footer.append("Ctrl-C stops the devnet", style="dim")
-    parts: list[Any] = [slots, nodes, footer]
+    parts.append(footer)
     for err in snap.errors[:3]:
         parts.append(Text(err, style="red"))
     return Group(*parts)
+
+
+def alerts_table(alerts: list[FiringAlert], url: str) -> Table:
+    """Prometheus's pending and firing alerts: firing before pending, critical before warning."""
+    table = Table(title=f"alerts (Prometheus {url}/alerts)", expand=False)
+    for col in ("alert", "state", "severity", "summary"):
+        table.add_column(col)
+    if not alerts:
+        table.add_row(Text("none", style="green"), "", "", "")
+    for alert in sorted(alerts, key=lambda a: (a.state != "firing", a.severity != "critical", a.name)):
+        style = "dim"
+        if alert.state == "firing":
+            style = "bold red" if alert.severity == "critical" else "yellow"
+        table.add_row(Text(alert.name, style=style), alert.state, alert.severity, alert.summary)
+    return table
+
+
+def alert_changes(
+    before: dict[str, FiringAlert], alerts: list[FiringAlert]
+) -> tuple[dict[str, FiringAlert], list[str]]:
+    """Firing alerts keyed by name and labels, and a line for each that started or stopped firing."""
+    now = {f"{a.name}{sorted(a.labels.items())}": a for a in alerts if a.state == "firing"}
+    lines = [f"alert {a.name} FIRING ({a.severity}): {a.summary}" for k, a in now.items() if k not in before]
+    lines += [f"alert {a.name} resolved: {a.summary}" for k, a in before.items() if k not in now]
+    return now, lines
 
 
 def slot_line(monitor: Monitor, row: SlotRow) -> str:
@@ -258,8 +296,11 @@ def slot_line(monitor: Monitor, row: SlotRow) -> str:
 
 
 def status_urls(state: DevnetState) -> list[str]:
-    """Lines naming every node's /status URL."""
-    return [
+    """Lines naming every node's /status URL (and Prometheus's, when it runs)."""
+    lines = [
         f"  {n.name:<5} {'HA ' if n.ha else '   '}{n.url}/status   (pid {n.pid}, log {n.log})"
         for n in state.nodes
     ]
+    if state.prometheus_url:
+        lines.append(f"  Prometheus {state.prometheus_url}   (alerts: {state.prometheus_url}/alerts)")
+    return lines

@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import typer
 
@@ -216,10 +217,26 @@ def export(
 
 @app.command("import")
 def import_(
-    db: DutyStoreUrl, file: Path = typer.Argument(..., help="Interchange JSON written by `ha-db export`.")
+    db: DutyStoreUrl,
+    file: Path | None = typer.Argument(None, help="Interchange JSON written by `ha-db export`."),
+    from_aztec: str | None = typer.Option(
+        None,
+        "--from-aztec",
+        envvar=f"{_ENV}AZTEC_DB",
+        show_default=False,
+        help="Instead of FILE: the postgresql:// URL of Aztec's HA signer database (its validator_duties "
+        "table): what Aztec signed becomes signed duties and watermarks here (docs/duty-store-format.md).",
+    ),
+    rollup: RollupFilter = None,
 ) -> None:
-    """Merge interchange JSON into the store: new duties added, watermarks raised (never lowered)."""
+    """Merge interchange JSON (or Aztec's signing history) into the store: duties added, watermarks raised."""
     _quiet_pool()
+    if (file is None) == (from_aztec is None):
+        raise InputError("ha-db import: give either FILE (interchange JSON) or --from-aztec URL")
+    if from_aztec is not None:
+        _import_from_aztec(db, from_aztec, rollup)
+        return
+    assert file is not None
     from ha_sequencer.ha.interchange import import_document
 
     try:
@@ -240,4 +257,44 @@ def import_(
             f"{file}: {len(conflicts)} duties signed with a different digest than the store "
             f"holds (first: {first['attester']} slot {first['slot']} {first['duty_type']}); "
             "the store kept its own rows"
+        )
+
+
+def _import_from_aztec(db: str, aztec_url: str, rollup: str | None) -> None:
+    from ha_sequencer.ha.aztec_import import plan_import, read_aztec_duties
+
+    if urlsplit(aztec_url).scheme not in ("postgresql", "postgres"):
+        raise InputError(f"--from-aztec: expected a postgresql:// URL, got {redact_dsn(aztec_url)!r}")
+    rows = read_aztec_duties(aztec_url, rollup)
+    plan = plan_import(rows)
+    store = open_store(db)
+    try:
+        inserted, conflicts = store.import_rows(plan.duties, plan.watermarks)
+    finally:
+        store.close()
+    source = redact_dsn(aztec_url)
+    typer.echo(
+        f"read {len(rows)} rows of Aztec's validator_duties from {source}: imported {inserted} of "
+        f"{len(plan.duties)} signed duties; {len(plan.watermarks)} watermark(s) raised"
+    )
+    for scope in plan.watermarks:
+        typer.echo(f"watermark {scope['attester']} {scope['duty_type']}: slot {scope['slot']}")
+    for duty_type, count in sorted(plan.watermark_only.items()):
+        typer.echo(
+            f"{count} signed {duty_type} row(s): our store keeps one digest per duty, so watermark only"
+        )
+    for duty_type, count in sorted(plan.skipped.items()):
+        typer.echo(f"{count} {duty_type} row(s) not imported: no duty of ours signs them")
+    for row in plan.unfinished:
+        typer.echo(
+            f"warning: {row.validator} slot {row.slot} {row.duty_type} is still 'signing' in Aztec's table "
+            f"(node {row.node_id}): a signature may exist that was never recorded; imported as a watermark "
+            "only, so that slot stays closed",
+            err=True,
+        )
+    if conflicts:
+        first = conflicts[0]
+        raise ImportConflict(
+            f"{source}: {len(conflicts)} duties signed by Aztec with another digest than this store holds "
+            f"(first: {first['attester']} slot {first['slot']} {first['duty_type']}); the store kept its rows"
         )

@@ -222,15 +222,25 @@ def split(
     ),
     password: KeyFilePassword = None,
     password_file: KeyFilePasswordFile = None,
+    install_dir: Path | None = typer.Option(
+        None,
+        "--install-dir",
+        help="Where each node folder will be on its host; {node} stands for node1, node2, … (e.g. "
+        "/etc/ha-sequencer/{node}). Encrypted key files are named by absolute path under it, as Aztec's node "
+        "needs. Default: where the folders are written.",
+    ),
 ) -> None:
     """One keystore per node: the same attester(s) everywhere, exactly one distinct publisher per node."""
     secret = _password(password, password_file)
+    if install_dir is not None and not install_dir.expanduser().is_absolute():
+        raise InputError(f"--install-dir: must be an absolute path, got {install_dir}")
     outputs = split_keystore(
         base,
         out.expanduser(),
         nodes=nodes,
         shred_source=shred_source,
         passwords=PasswordSource(default=secret) if secret is not None else None,
+        install_dir=install_dir.expanduser() if install_dir is not None else None,
     )
     for node in outputs:
         typer.echo(

@@ -29,12 +29,12 @@ from ha_sequencer.keys.files import (
 )
 from ha_sequencer.keys.keystore import PasswordSource, inspect_keystore, loaded_from_report
 from ha_sequencer.keys.report import Finding, NodeReport, Severity
-from ha_sequencer.keys.resolution import resolve_key_path
+from ha_sequencer.keys.resolution import NODE_KEYS_DIR, resolve_key_path
 from ha_sequencer.keys.resolved import ResolvedAccount
 
 NODE_DIR = "node{k}"
 NODE_KEYSTORE = "keystore.json"
-NODE_KEYS_DIR = "keys"
+NODE_PLACEHOLDER = "{node}"  # in an install directory: node1, node2, …
 
 
 class SplitError(InputError):
@@ -122,8 +122,15 @@ def split_keystore(
     nodes: int | None = None,
     shred_source: bool = False,
     passwords: PasswordSource | None = None,
+    install_dir: Path | None = None,
 ) -> list[NodeKeystore]:
-    """Write `out_dir/nodeK/keystore.json` for K = 1..N: same attesters, one distinct publisher each."""
+    """Write `out_dir/nodeK/keystore.json` for K = 1..N: same attesters, one distinct publisher each.
+
+    Key files a node needs are copied into its `keys/` folder and named by absolute path: Aztec's node
+    resolves a relative `path` against its working directory, so only an absolute one loads from anywhere in
+    both. The path is where the node folder will live on its host: `install_dir` (the same for every node,
+    one node per host), or by default where it is written. Copy the folder there as a whole.
+    """
     base = Path(base)
     if not base.is_file():
         raise SplitError(f"{base}: the base keystore must be one keystore file")
@@ -167,7 +174,10 @@ def split_keystore(
             if not node_dir.exists():
                 node_dir.mkdir(mode=PRIVATE_DIR_MODE)
                 created.append(node_dir)
-            copier = _KeyFileCopier(base, node_dir, created)
+            installed = node_dir.absolute()
+            if install_dir is not None:
+                installed = Path(str(install_dir).replace(NODE_PLACEHOLDER, node_dir.name))
+            copier = _KeyFileCopier(base, node_dir, installed, created)
             document = _node_document(raw, blocks, k - 1, copier)
             write_private_file(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
             created.append(path)
@@ -207,9 +217,10 @@ def _publisher_entry(publisher: ResolvedAccount, copier: _KeyFileCopier) -> Any:
 class _KeyFileCopier:
     """Copies key files referenced by `{path, password}` into a node's `keys/` and rewrites the paths."""
 
-    def __init__(self, base: Path, node_dir: Path, created: list[Path]) -> None:
+    def __init__(self, base: Path, node_dir: Path, installed: Path, created: list[Path]) -> None:
         self.base = base
         self.node_dir = node_dir
+        self.installed = installed  # where node_dir will be on its host
         self.created = created
         self.copied: dict[Path, str] = {}
 
@@ -234,10 +245,9 @@ class _KeyFileCopier:
                     write_private_file(target_dir / child.name, child.read_bytes())
         else:
             write_private_file(keys_dir / name, source.read_bytes())
-        # relative to the node's keystore, so the node directory can be copied to its machine as a whole
-        relative = f"{NODE_KEYS_DIR}/{name}"
-        self.copied[source] = relative
-        return relative
+        installed = str(self.installed / NODE_KEYS_DIR / name)
+        self.copied[source] = installed
+        return installed
 
     def rewrite(self, node: Any) -> Any:
         if isinstance(node, list):
@@ -245,9 +255,9 @@ class _KeyFileCopier:
         if not isinstance(node, dict):
             return node
         if isinstance(node.get("path"), str) and set(node) <= {"path", "password"}:
-            if node["path"].startswith(f"{NODE_KEYS_DIR}/") and (self.node_dir / node["path"]).exists():
+            if node["path"] in self.copied.values():
                 return node  # already copied for this node
-            source = resolve_key_path(self.base, node["path"], DISK_KEY_FILES)
+            source = resolve_key_path(self.base, node["path"], DISK_KEY_FILES).path
             if source.exists():
                 return {**node, "path": self.copy(source)}
             return node  # e.g. a prover/slasher file on another machine: not ours to move

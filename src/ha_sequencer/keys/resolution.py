@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -50,6 +51,7 @@ from ha_sequencer.keys.schema import (
 )
 
 MAX_KEY_FILE_BYTES = 4 * 1024 * 1024
+NODE_KEYS_DIR = "keys"  # a node folder's key files: NODE/keys/NAME beside NODE/keystore.json
 MAX_ACCOUNTS_PER_MNEMONIC_CONFIG = 1024
 
 
@@ -86,15 +88,29 @@ def resolve_file(report: FileReport, *, files: KeyFileReader, passwords: Passwor
     _Resolver(report, files, passwords).resolve()
 
 
-def resolve_key_path(keystore_file: Path, raw_path: str, files: KeyFileReader) -> Path:
-    """Where a `{path}` points: absolute, else beside the keystore, else relative to the working directory."""
+@dataclass(frozen=True)
+class KeyPath:
+    """Where a `{path}` entry's file is, and whether Aztec's node would read that same file."""
+
+    path: Path
+    as_aztec: bool
+
+
+def resolve_key_path(keystore_file: Path, raw_path: str, files: KeyFileReader) -> KeyPath:
+    """Where a `{path}` points, read as Aztec's node reads it: absolute as written, relative to the working
+    directory. When that finds nothing, two fallbacks for key files that moved with their keystore: a
+    relative path beside the keystore (what `split` wrote before it wrote absolute paths), and an absolute
+    `…/keys/NAME` in the keystore's own `keys/` (a node folder split with `--install-dir`, not installed yet).
+    """
     candidate = Path(os.path.expanduser(raw_path))
-    if candidate.is_absolute():
-        return candidate
-    beside = keystore_file.parent / candidate
-    if files.exists(beside) or not files.exists(candidate):
-        return beside
-    return candidate
+    if files.exists(candidate):
+        return KeyPath(candidate, as_aztec=True)
+    if not candidate.is_absolute():
+        return KeyPath(keystore_file.parent / candidate, as_aztec=False)
+    moved = keystore_file.parent / candidate.parent.name / candidate.name
+    if candidate.parent.name == NODE_KEYS_DIR and files.exists(moved):
+        return KeyPath(moved, as_aztec=False)
+    return KeyPath(candidate, as_aztec=True)
 
 
 class _Resolver:
@@ -212,7 +228,7 @@ class _Resolver:
                 return None, None, None, None
             return secret, bls_public_key(secret), None, None
         assert isinstance(cfg, EncryptedKeyFile)
-        key_file = resolve_key_path(self.file, cfg.path, self.files)
+        key_file = self.key_path(cfg.path, path)
         document = self.key_document(key_file, path)
         if document is None:
             return None, None, key_file, cfg.password
@@ -278,7 +294,7 @@ class _Resolver:
                 self.error(RemoteSignerUnsupportedError, message, path)
             return [ResolvedAccount(address, None, path, "remote")]
         assert isinstance(cfg, EncryptedKeyFile)
-        key_path = resolve_key_path(self.file, cfg.path, self.files)
+        key_path = self.key_path(cfg.path, path)
         key_files = self.files.json_files(key_path)
         if key_files is not None:
             if not key_files:
@@ -357,6 +373,18 @@ class _Resolver:
         return out
 
     # --- helpers -----------------------------------------------------------------------------------------
+
+    def key_path(self, raw: str, path: str) -> Path:
+        found = resolve_key_path(self.file, raw, self.files)
+        if not found.as_aztec and self.files.exists(found.path):
+            self.warn(
+                "key-path",
+                f"{show_path(Path(raw))} is read from {show_path(found.path)}; Aztec's node reads paths as "
+                "written (relative ones from its working directory) and would not find it there: give the "
+                "absolute path where the file is installed (`validator-keys split` writes those)",
+                path,
+            )
+        return found.path
 
     def key_document(self, key_file: Path, path: str) -> Any:
         if not self.files.exists(key_file):

@@ -39,8 +39,10 @@ from ha_sequencer.node.bootstrap import Network, read_network
 from ha_sequencer.node.chain import Chain, ChainBlock
 from ha_sequencer.node.clock import SlotClock, SlotTiming
 from ha_sequencer.node.committees import CommitteeCache
+from ha_sequencer.node.conditions import HealthConditions
 from ha_sequencer.node.config import NodeConfig
 from ha_sequencer.node.detector import Detector
+from ha_sequencer.node.duty_audit import DutyAudit
 from ha_sequencer.node.gossip_checks import GossipChecks
 from ha_sequencer.node.health import NODE_STALE_S, Health, HealthMonitor, Heartbeat
 from ha_sequencer.node.http import RpcMethod, serve_http
@@ -163,6 +165,7 @@ class Node:
             log.info("http: serving /status, /metrics and JSON-RPC on %s", ", ".join(http))
             # from the start: a node stuck before its first slot (L1 down, unfunded) still alerts and reports
             await root.start(self._run_funds)
+            await root.start(HealthConditions(self.metrics).run, self.status_report)
             stop = trio.Event()
             root.start_soon(self._wait_for_signal, stop, root)
             network = await read_network(self.client, self.health, self.facts.attesters, self.config.rollup)
@@ -190,10 +193,21 @@ class Node:
         clock = SlotClock(SlotTiming(params.genesis_time, params.slot_duration))
         chain = Chain(params, network.allocation)
         mempool = Mempool(params)
+        self.metrics.slot_duration.set(params.slot_duration)
+        committees = CommitteeCache(params, self.client.epoch_committee)
+        audit = DutyAudit(
+            clock=clock,
+            committees=committees,
+            synced=lambda: sync.synced,
+            healthy=lambda: self.status_report()["status"] == "ok",
+            attesters=self.facts.attesters,
+            metrics=self.metrics,
+        )
 
         def on_block(block: ChainBlock) -> None:
             mempool.on_block(chain.state, block.txs)
             self.metrics.mempool_size.set(len(mempool))
+            audit.on_block(block)
 
         killswitch = KillSwitch(store, rollup=params.rollup, node_id=config.node_id)
         detector = Detector(
@@ -211,7 +225,6 @@ class Node:
             on_block=on_block,
             on_event=detector.observe_l1,
         )
-        committees = CommitteeCache(params, self.client.epoch_committee)
         guard = DutyGuard(
             store,
             node_id=config.node_id,
@@ -262,6 +275,7 @@ class Node:
             gossip=gossip,
             publisher=publisher,
             scheduler=scheduler,
+            audit=audit,
         )
 
     async def _serve(self, s: Services, heartbeat: Heartbeat, stop: trio.Event) -> None:
@@ -301,6 +315,7 @@ class Node:
                 await components.start(inbox.run)
                 await components.start(monitor.run)
                 await components.start(heartbeat.run)
+                await components.start(s.audit.run)
                 components.start_soon(self._stop_scheduler_on, stop, s.scheduler)
                 await self._doppelganger_wait(s, heartbeat)
                 await s.scheduler.run()

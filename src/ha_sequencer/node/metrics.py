@@ -66,6 +66,40 @@ class NodeMetrics:
             ["attester"],
             registry=r,
         )
+        # what the alert rules (deploy/prometheus/alerts.yml) count in slots: node/conditions.py
+        self.slot_duration = Gauge(
+            f"{PREFIX}_slot_duration_seconds",
+            "The network's slot duration, once read from L1",
+            registry=r,
+        )
+        self.healthy = Gauge(f"{PREFIX}_healthy", "1 when /status answers 200 (no reason given)", registry=r)
+        self.condition_seconds = Gauge(
+            f"{PREFIX}_health_condition_seconds",
+            "Seconds each /status reason has held without a break (0 while it does not hold); "
+            "condition 'unhealthy' is any reason",
+            ["condition"],
+            registry=r,
+        )
+        self.l1_endpoint_healthy = Gauge(
+            f"{PREFIX}_l1_endpoint_healthy",
+            "1 when this L1 RPC endpoint answers (url redacted: scheme and host)",
+            ["index", "url"],
+            registry=r,
+        )
+        # an identity's duties read back from L1 once final, the same on every twin: node/duty_audit.py
+        self.identity_duties = Counter(
+            f"{PREFIX}_identity_duties_total",
+            "Duties of each attester of this node judged from L1 once final, by duty and result "
+            "(done, missed, no_block: an attestation due in a slot without a block)",
+            ["attester", "duty", "result"],
+            registry=r,
+        )
+        self.identity_missed_streak = Gauge(
+            f"{PREFIX}_identity_missed_duties_streak",
+            "Duties of this kind the attester missed in a row (0 once one is done)",
+            ["attester", "duty"],
+            registry=r,
+        )
         self.rpc_txs = Counter(
             f"{PREFIX}_rpc_txs_total",
             "node_sendTx calls by result (accepted, rejected)",

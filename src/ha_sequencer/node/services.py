@@ -11,6 +11,7 @@ from ha_sequencer.node.chain import Chain
 from ha_sequencer.node.clock import SlotClock
 from ha_sequencer.node.committees import CommitteeCache
 from ha_sequencer.node.detector import Detector
+from ha_sequencer.node.duty_audit import DutyAudit
 from ha_sequencer.node.mempool import Mempool
 from ha_sequencer.node.publisher import Publisher
 from ha_sequencer.node.scheduler import Scheduler
@@ -41,6 +42,7 @@ class Services:
     gossip: GossipNode
     publisher: Publisher
     scheduler: Scheduler
+    audit: DutyAudit
 
 
 Phase = Starting | Services
