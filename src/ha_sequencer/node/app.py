@@ -308,6 +308,8 @@ class Node:
                 metrics=self.metrics,
             )
             async with trio.open_nursery() as components:
+                # decide the doppelganger hold first, so the detector's findings always follow it in the log
+                await self._doppelganger_wait(s, heartbeat)
                 poll_s = max(MIN_SYNC_POLL_S, SYNC_POLL_FRACTION * s.params.slot_duration)
                 await components.start(s.sync.run, poll_s)
                 await components.start(s.committees.run, s.clock, self.facts.attesters)
@@ -317,7 +319,6 @@ class Node:
                 await components.start(heartbeat.run)
                 await components.start(s.audit.run)
                 components.start_soon(self._stop_scheduler_on, stop, s.scheduler)
-                await self._doppelganger_wait(s, heartbeat)
                 await s.scheduler.run()
                 self._scheduler_stopped.set()
                 # the duties in hand are done (SIGTERM): the signal task cancels the root scope
