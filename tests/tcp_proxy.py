@@ -21,6 +21,7 @@ class TcpProxy:
         self._up = True
         self._flowing = threading.Event()
         self._flowing.set()
+        self._cut_after_request = False
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -46,10 +47,10 @@ class TcpProxy:
                 continue
             with self._lock:
                 self._conns += [client, upstream]
-            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, request: bool) -> None:
         try:
             while True:
                 data = src.recv(65536)
@@ -57,6 +58,9 @@ class TcpProxy:
                     break
                 self._flowing.wait()
                 dst.sendall(data)
+                if request and self._cut_after_request:
+                    self._cut_after_request = False
+                    self.cut()  # the server has the request; its answer never reaches the client
         except OSError:
             pass
         finally:
@@ -78,6 +82,10 @@ class TcpProxy:
     def restore(self) -> None:
         """Accept connections again."""
         self._up = True
+
+    def cut_after_next_request(self) -> None:
+        """Forward the next bytes a client sends, then cut everything: the request is in doubt."""
+        self._cut_after_request = True
 
     def pause(self) -> None:
         """Freeze: connections stay open (and new ones are accepted) but no byte is forwarded."""
