@@ -16,9 +16,22 @@ if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1; th
     exit 2
   fi
 fi
-if [ ! -x "$VENV/patroni" ]; then
-  echo "ensure-store-cluster: installing Patroni (pyproject extra store-cluster) into .venv"
+# Patroni runs as the `postgres` user (PostgreSQL refuses root), so it needs a Python that user can run: as root
+# (whose own interpreter may live under /root), a venv of the system python3 in PATRONI_VENV; otherwise .venv.
+PATRONI_VENV=${HA_SEQUENCER_PATRONI_VENV:-/opt/ha-sequencer/patroni-venv}
+if [ "$(id -u)" = 0 ]; then
+  target=$PATRONI_VENV
+  if [ ! -x "$target/bin/python" ]; then
+    echo "ensure-store-cluster: creating $target (system python3, runnable by the postgres user)"
+    mkdir -p "$(dirname "$target")"
+    /usr/bin/python3 -m venv "$target"
+  fi
+else
+  target=.venv
+fi
+if [ ! -x "$target/bin/patroni" ]; then
+  echo "ensure-store-cluster: installing Patroni (pyproject extra store-cluster) into $target"
   # the extra's requirement, read from pyproject.toml so the pin lives in one place
   req=$("$VENV/python" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["store-cluster"][0])')
-  "$VENV/python" -m pip install -q "$req"
+  "$target/bin/python" -m pip install -q "$req"
 fi
