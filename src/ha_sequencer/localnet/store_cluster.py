@@ -348,8 +348,29 @@ class StoreCluster:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
             if exists is None:
                 conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+        # a synchronous commit is flushed on the standby, not yet replayed: wait until every member has it
+        deadline = time.monotonic() + START_TIMEOUT_S
+        for name in self.names:
+            while not self._has_database(name):
+                if time.monotonic() > deadline:
+                    raise StoreClusterError(f"database {DB_NAME} not replayed on {name}")
+                time.sleep(0.1)
+
+    def _has_database(self, name: str) -> bool:
+        try:
+            with psycopg.connect(self.member_url(name), connect_timeout=2):
+                return True
+        except psycopg.Error:
+            return False
 
     # -- faults ----------------------------------------------------------------------------------------------
+    def patroni_pid(self, name: str) -> int:
+        """The pid of a member's Patroni (to freeze it: cut from etcd, its PostgreSQL still running)."""
+        proc = self._patroni.get(name)
+        if proc is None:
+            raise StoreClusterError(f"member {name} is not running")
+        return proc.popen.pid
+
     def kill_member(self, name: str) -> None:
         """kill -9 a member's Patroni and its PostgreSQL (every process of its session)."""
         proc = self._patroni.pop(name, None)
