@@ -4,7 +4,11 @@ after the server got it). The cluster itself (Patroni + etcd, a real failover) i
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -175,3 +179,25 @@ def test_a_record_lost_before_the_server_got_it_leaves_only_the_stored_digest_to
         time.sleep(0.1)
     assert out == Adopted(_sign(ours), b"ours")
     guard.store.close()
+
+
+def test_ha_db_status_lists_each_host_of_a_multi_host_url(pg_url: str) -> None:
+    host, port, user, db = _hostport(pg_url)
+    dead = _free_port()
+    url = f"postgresql://{user}@{host}:{port},127.0.0.1:{dead}/{db}"
+    open_store(url, migrate=True).close()
+    done = subprocess.run(
+        [sys.executable, "-m", "ha_sequencer.cli", "ha-db", "status", "--db", url, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, done.stderr
+    cluster = json.loads(done.stdout)["cluster"]
+    assert [(h["host"], h["role"]) for h in cluster] == [
+        (f"{host}:{port}", "primary"),
+        (f"127.0.0.1:{dead}", "unreachable"),
+    ]
+    assert cluster[0]["standbys"] == [] and "refused" in cluster[1]["error"].lower()

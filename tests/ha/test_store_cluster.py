@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -128,6 +129,23 @@ def test_a_standby_alone_is_refused_with_exit_2(cluster: StoreCluster) -> None:
     )
     assert done.returncode == 2, done.stderr
     assert "read-only server" in done.stderr
+    # the whole cluster: one primary whose synchronous standby is the one refused above
+    open_store(cluster.url, migrate=True).close()
+    status = subprocess.run(
+        [sys.executable, "-m", "ha_sequencer.cli", "ha-db", "status", "--db", cluster.url, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert status.returncode == 0, status.stderr
+    hosts = json.loads(status.stdout)["cluster"]
+    primaries = [h for h in hosts if h["role"] == "primary"]
+    assert len(primaries) == 1 and sum(h["role"] == "standby" for h in hosts) == 2
+    assert {"name": standby, "sync_state": "sync"} in [
+        {k: s[k] for k in ("name", "sync_state")} for s in primaries[0]["standbys"]
+    ]
 
 
 def test_the_identity_goes_on_across_a_primary_kill_with_no_equivocation(cluster: StoreCluster) -> None:

@@ -110,3 +110,42 @@ def _raise_read_only_or_unreachable(
             "cluster) in the URL"
         ) from exc
     raise StoreUnreachable(f"duty store {where} (hosts tried: {hosts}): {exc}") from exc
+
+
+@dataclass(frozen=True)
+class HostState:
+    """One host of a multi-host URL as it answers for itself (`ha-db status`)."""
+
+    host: str
+    role: str  # primary | standby | unreachable
+    standbys: tuple[tuple[str, str, int | None], ...] = ()  # on the primary: (name, sync_state, lag bytes)
+    error: str | None = None
+
+
+_STANDBYS = """
+SELECT application_name, coalesce(sync_state, '?'),
+       pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint
+FROM pg_stat_replication ORDER BY application_name
+"""
+
+
+def cluster_state(url: str, kwargs: dict[str, Any]) -> list[HostState]:
+    """Each host of the URL asked on its own: primary (with its standbys' sync state and replay lag) or
+    standby; a host that does not answer is listed as unreachable, with libpq's reason."""
+    out: list[HostState] = []
+    for hostport in hosts_of(url):
+        host, _, port = hostport.rpartition(":")
+        one: dict[str, Any] = {**kwargs, "host": host, "port": port, "target_session_attrs": "any"}
+        try:
+            with psycopg.Connection.connect(url, **one) as conn:
+                standby = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+                if standby is not None and standby[0]:
+                    out.append(HostState(hostport, "standby"))
+                    continue
+                rows = conn.execute(_STANDBYS).fetchall()
+        except psycopg.Error as exc:
+            out.append(HostState(hostport, "unreachable", error=str(exc).strip().splitlines()[0]))
+            continue
+        standbys = tuple((str(r[0]), str(r[1]), None if r[2] is None else int(r[2])) for r in rows)
+        out.append(HostState(hostport, "primary", standbys))
+    return out

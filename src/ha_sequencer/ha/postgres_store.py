@@ -12,7 +12,14 @@ import psycopg_pool
 from psycopg.rows import TupleRow
 
 from ha_sequencer.ha.errors import DutyStoreError, StoreUnreachable
-from ha_sequencer.ha.pg_cluster import PrimaryReplication, check_writable_primary, session_attrs
+from ha_sequencer.ha.pg_cluster import (
+    HostState,
+    PrimaryReplication,
+    check_writable_primary,
+    cluster_state,
+    hosts_of,
+    session_attrs,
+)
 from ha_sequencer.ha.sqlbase import Execute, Row, SqlDutyStore
 from ha_sequencer.redact import redact_dsn
 
@@ -180,6 +187,12 @@ class PostgresDutyStore(SqlDutyStore):
     def check_server(self, *, require_sync: bool) -> PrimaryReplication:
         """Refuse a read-only server (exit 2); with `require_sync`, a primary with no synchronous standby."""
         return check_writable_primary(self.url, self._kwargs, where=self._where, require_sync=require_sync)
+
+    def cluster(self) -> list[HostState] | None:
+        """Each host's role and replication state when the URL names several hosts, else None."""
+        if len(hosts_of(self.url)) < 2:
+            return None
+        return cluster_state(self.url, {**self._kwargs, "connect_timeout": 2})
 
     def ping(self) -> None:
         """`SELECT 1` on a dedicated connection (never queued behind the pool), reconnecting as needed."""
