@@ -28,6 +28,9 @@ QUORUM_DEADLINE = 0.7  # the proposer stops waiting for attestations (leaves tim
 PROPOSAL_DEADLINE = SUBMIT_UNTIL  # a proposal signed later cannot be published inside its slot
 ATTESTATION_DEADLINE = QUORUM_DEADLINE  # an attestation signed later is not counted by the proposer
 RETRY_START_S, RETRY_MAX_S = 0.05, 0.5  # back-off between guard calls while the store is unavailable
+# Worker threads for guard calls, apart from trio's default pool: calls abandoned on a frozen store stay
+# blocked until it answers, and must not use up the threads the node's L1 and sync calls need.
+GUARD_THREADS = 64
 
 
 def duty_deadline(timing: SlotTiming, slot: int, duty_type: DutyType) -> float:
@@ -47,10 +50,12 @@ async def sign_within(
     *,
     deadline: float,
     now: Callable[[], float],
+    limiter: trio.CapacityLimiter | None = None,
 ) -> tuple[Outcome, int]:
     """The guard's answer for one duty, retried while the store is unavailable, by `deadline` (wall clock).
 
-    Returns the outcome and the number of guard calls made. `now` is the wall clock the deadline is on.
+    Returns the outcome and the number of guard calls made. `now` is the wall clock the deadline is on;
+    `limiter` bounds the worker threads (a caller's own pool of `GUARD_THREADS`; trio's default if None).
     """
     attempts = 0
     pause = RETRY_START_S
@@ -64,7 +69,7 @@ async def sign_within(
         # Abandoned at the deadline: a store call that hangs cannot hold the duty, and its late result is
         # dropped here (the guard, seeing the deadline passed, would not hand out a signature anyway).
         with trio.move_on_at(trio.current_time() + (deadline - now())):
-            outcome = await trio.to_thread.run_sync(call, abandon_on_cancel=True)
+            outcome = await trio.to_thread.run_sync(call, abandon_on_cancel=True, limiter=limiter)
         if not isinstance(outcome, StoreUnavailable):
             return outcome, attempts
         left = deadline - now()

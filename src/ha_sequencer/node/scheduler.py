@@ -40,7 +40,7 @@ from ha_sequencer.ha.outcomes import (
 from ha_sequencer.node.chain import Chain, ChainError
 from ha_sequencer.node.clock import SlotClock
 from ha_sequencer.node.committees import CommitteeCache
-from ha_sequencer.node.deadlines import QUORUM_DEADLINE, duty_deadline, sign_within
+from ha_sequencer.node.deadlines import GUARD_THREADS, QUORUM_DEADLINE, duty_deadline, sign_within
 from ha_sequencer.node.mempool import Mempool
 from ha_sequencer.node.metrics import NodeMetrics
 from ha_sequencer.node.publisher import Publisher
@@ -209,6 +209,7 @@ class Scheduler:
         self._loop_scope = trio.CancelScope()
         self._duties: trio.Nursery | None = None
         self._first_signing_slot = 0  # doppelganger protection: no signature before this slot
+        self._guard_threads = trio.CapacityLimiter(GUARD_THREADS)
 
     # --- the slot loop ------------------------------------------------------------------------------------
 
@@ -530,6 +531,7 @@ class Scheduler:
                 identity.sign,
                 deadline=deadline,
                 now=self.clock.now,
+                limiter=self._guard_threads,
             )
         except Exception as exc:  # the guard fails closed on store errors; anything else is a bug: die loudly
             log.error("slot %d: guard error for %s %s: %s", slot, identity.attester, duty_type, exc)
