@@ -24,6 +24,10 @@ if [ "$(id -u)" = 0 ]; then
   if [ ! -x "$target/bin/python" ]; then
     echo "ensure-store-cluster: creating $target (system python3, runnable by the postgres user)"
     mkdir -p "$(dirname "$target")"
+    if ! /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    fi
     /usr/bin/python3 -m venv "$target"
   fi
 else
