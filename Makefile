@@ -19,6 +19,7 @@ lint: bootstrap
 
 test: bootstrap
 	@scripts/ensure-postgres.sh
+	@scripts/ensure-store-cluster.sh
 	@scripts/ensure-prometheus.sh
 	@scripts/ensure-aztec.sh >/dev/null
 	$(VENV)/ruff check src tests benchmarks

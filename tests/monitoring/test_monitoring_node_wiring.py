@@ -225,7 +225,8 @@ def test_a_refused_attestation_alerts_once_and_recovers_a_refused_proposal_does_
     guard = DutyGuard(store, node_id="wired", rollup="0x" + "22" * 20)
     scheduler = Scheduler(
         params=None,
-        clock=None,
+        # slot 5 is the current slot of a 600 s clock: every duty here is far from its deadline
+        clock=SlotClock(SlotTiming(int(time.time()) - 5 * 600, 600)),
         chain=None,
         sync=None,
         committees=None,

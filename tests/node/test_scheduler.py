@@ -92,7 +92,9 @@ def test_an_adopted_attestation_carries_the_dead_twins_archive_not_ours(tmp_path
     # twin B saw a different block for the slot; the guard hands it A's duty, and only A's archive may go out
     gossiped: list[tuple[str, bytes]] = []
     survivor = DutyGuard(open_store(url, migrate=True), node_id="twin-b", rollup=PARAMS.rollup)
-    scheduler = _scheduler(survivor, gossiped)
+    # SLOT is the current slot of a 60 s clock: far from its attestation deadline whatever the machine's load
+    clock = SlotClock(SlotTiming(int(time.time()) - SLOT * 60, 60))
+    scheduler = _scheduler(survivor, gossiped, clock=clock)
     identity = scheduler.identities[ATTESTER.address]
     digest_ours = attestation_digest(PARAMS, Attestation(SLOT, ours))
     trio.run(scheduler._attest_one, identity, SLOT, digest_ours, attestation_payload(SLOT, ours))

@@ -11,8 +11,14 @@ from ha_sequencer.ha.store import DutyStore
 from ha_sequencer.redact import redact_dsn
 
 
-def open_store(url: str, *, migrate: bool = False, check: bool = True) -> DutyStore:
-    """Open `sqlite:///path` or `postgresql://…`; refuses an unmigrated or newer schema unless `migrate`."""
+def open_store(
+    url: str, *, migrate: bool = False, check: bool = True, require_sync: bool = False
+) -> DutyStore:
+    """Open `sqlite:///path` or `postgresql://…`; refuses an unmigrated or newer schema unless `migrate`.
+
+    PostgreSQL: refuses a read-only server (a standby) and, with `require_sync`, a primary that has no
+    synchronous standby (`pg_cluster.check_writable_primary`).
+    """
     scheme = urlsplit(url).scheme
     store: DutyStore
     if scheme == "sqlite":
@@ -25,6 +31,8 @@ def open_store(url: str, *, migrate: bool = False, check: bool = True) -> DutySt
             "(use sqlite:///path/to/file.db or postgresql://user@host:port/db)"
         )
     try:
+        if isinstance(store, PostgresDutyStore):
+            store.check_server(require_sync=require_sync)
         if migrate:
             store.migrate()
         if check:

@@ -19,6 +19,8 @@ from ha_sequencer.cli_options import DutyStoreUrl, JsonObject, RollupFilter
 from ha_sequencer.errors import InputError
 from ha_sequencer.ha.backends import open_store
 from ha_sequencer.ha.errors import ImportConflict, InterchangeError
+from ha_sequencer.ha.pg_cluster import HostState
+from ha_sequencer.ha.postgres_store import PostgresDutyStore
 from ha_sequencer.ha.store import SCHEMA_VERSION, Halt
 from ha_sequencer.redact import redact_dsn
 
@@ -58,6 +60,7 @@ def status(db: DutyStoreUrl, as_json: JsonObject = False) -> None:
         if version != SCHEMA_VERSION:
             store.check_schema()  # raises with the command to run
         st = store.status()
+        cluster = store.cluster() if isinstance(store, PostgresDutyStore) else None
     finally:
         store.close()
     if as_json:
@@ -74,6 +77,7 @@ def status(db: DutyStoreUrl, as_json: JsonObject = False) -> None:
                         {"node_id": n, "host": h, "heartbeat_age_s": round(a, 3)} for n, h, a in st.nodes
                     ],
                     "halts": [_halt_json(h, evidence=False) for h in st.halts],
+                    **({} if cluster is None else {"cluster": [_host_json(h) for h in cluster]}),
                 }
             )
         )
@@ -86,6 +90,20 @@ def status(db: DutyStoreUrl, as_json: JsonObject = False) -> None:
         typer.echo(f"node:        {node_id} on {host}, heartbeat {age:.1f} s ago")
     for h in st.halts:
         typer.echo(f"HALTED:      {h.attester} since {_when(h.halted_at)}: {h.reason}")
+    for host in cluster or []:
+        typer.echo(f"member:      {host.host} {host.role}" + (f" ({host.error})" if host.error else ""))
+        for name, sync_state, lag in host.standbys:
+            shown = "?" if lag is None else f"{lag} bytes"
+            typer.echo(f"  standby:   {name} {sync_state}, replay lag {shown}")
+
+
+def _host_json(host: HostState) -> dict[str, Any]:
+    return {
+        "host": host.host,
+        "role": host.role,
+        "error": host.error,
+        "standbys": [{"name": n, "sync_state": s, "lag_bytes": lag} for n, s, lag in host.standbys],
+    }
 
 
 @app.command("halts")

@@ -43,3 +43,15 @@ class ImportConflict(DutyStoreError):
     """The imported history signed a different digest than the store for the same duty."""
 
     exit_code = EXIT_FAILURE_FOUND
+
+
+class ReadOnlyServer(DutyStoreError):
+    """Every reachable server of the store's URL is read-only (a standby): duties cannot be recorded there."""
+
+    exit_code = EXIT_USAGE
+
+
+class NoSynchronousStandby(DutyStoreError):
+    """A replicated store whose primary has no synchronous standby: a failover could forget a record."""
+
+    exit_code = EXIT_USAGE

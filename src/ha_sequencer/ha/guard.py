@@ -2,6 +2,9 @@
 
 Claim (digest + payload stored), then sign, then record under our lock token; only then does the signature
 leave. A `signing` row whose lease expired is adopted by exactly one peer, which signs the stored digest.
+
+A call may carry the duty's deadline (wall-clock seconds): past it nothing is signed and no signature is
+returned, even one whose store calls hung and came back late (operator guide: duty deadlines).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from ha_sequencer.ha.outcomes import (
     Adopted,
     BelowWatermark,
     Busy,
+    DeadlinePassed,
     DutyStatus,
     DutyType,
     Halted,
@@ -31,6 +35,7 @@ from ha_sequencer.ha.outcomes import (
     SameData,
     StoreUnavailable,
     outcome_label,
+    signature_of,
 )
 from ha_sequencer.ha.store import Claimed, DutyKey, DutyRow, DutyStore, Existing
 
@@ -50,6 +55,30 @@ def _address(value: object, what: str) -> str:
         shown = f"a {len(value)}-character string" if isinstance(value, str) else type(value).__name__
         raise InputError(f"DutyGuard: {what} must be an address (0x + 40 hex digits), got {shown}")
     return value.lower()
+
+
+class _PastDeadline(Exception):
+    """Raised inside the guard when a duty's deadline passes before its key is used."""
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.time() >= deadline
+
+
+def _deadline(deadline: float | None) -> float:
+    assert deadline is not None  # raised or checked only when a deadline was given
+    return deadline
+
+
+def _before(deadline: float | None, sign_fn: SignFn) -> SignFn:
+    """`sign_fn`, refusing to run once the deadline has passed (the claim stays; a peer may adopt it)."""
+
+    def sign(digest: bytes) -> bytes:
+        if _past(deadline):
+            raise _PastDeadline
+        return sign_fn(digest)
+
+    return sign
 
 
 class DutyGuard:
@@ -81,9 +110,20 @@ class DutyGuard:
 
     # -- signing ---------------------------------------------------------------------------------------------
     def sign_duty(
-        self, attester: str, slot: int, duty_type: DutyType, digest: bytes, payload: bytes, sign_fn: SignFn
+        self,
+        attester: str,
+        slot: int,
+        duty_type: DutyType,
+        digest: bytes,
+        payload: bytes,
+        sign_fn: SignFn,
+        *,
+        deadline: float | None = None,
     ) -> Outcome:
-        """Sign `digest` for this duty at most once across all nodes; see `outcomes` for the answers."""
+        """Sign `digest` for this duty at most once across all nodes; see `outcomes` for the answers.
+
+        `deadline` (wall-clock seconds, `time.time()`): the last moment a signature for this duty may leave.
+        """
         if len(digest) != 32:
             raise InputError(f"sign_duty: digest must be 32 bytes, got {len(digest)} (slot {slot})")
         if slot < 0:
@@ -101,27 +141,41 @@ class DutyGuard:
 
         started = time.perf_counter()
         try:
-            outcome = self._sign(key, digest, payload, timed_sign)
+            outcome = self._sign(key, digest, payload, timed_sign, deadline)
+        except _PastDeadline:
+            outcome = DeadlinePassed(_deadline(deadline))
         except Exception as exc:  # fail closed: whatever went wrong, no signature leaves
             outcome = StoreUnavailable(f"{type(exc).__name__}: {exc}")
+        if signature_of(outcome) is not None and _past(deadline):
+            # The one gate every signature passes: a store call that hung and came back late (the record may
+            # even be stored) must not release anything once the slot's deadline is gone.
+            outcome = DeadlinePassed(_deadline(deadline))
         labels = (duty_type.value, self.node_id)
         self.metrics.claim_seconds.labels(*labels).observe(time.perf_counter() - started - spent[0])
         self.metrics.outcomes.labels(*labels, outcome_label(outcome)).inc()
         return outcome
 
-    def _sign(self, key: DutyKey, digest: bytes, payload: bytes, sign_fn: SignFn) -> Outcome:
+    def _sign(
+        self, key: DutyKey, digest: bytes, payload: bytes, sign_fn: SignFn, deadline: float | None
+    ) -> Outcome:
+        if _past(deadline):
+            raise _PastDeadline
+        # From here on the key signs only while the duty's deadline has not passed.
+        sign_fn = _before(deadline, sign_fn)
         self._inject("before_claim", key.slot)
         token = uuid.uuid4().hex
         result = self.store.claim(key, digest, payload, self.node_id, token, self.lease_s)
         if isinstance(result, Claimed):
             return self._sign_and_record(key, token, digest, sign_fn, lambda sig: NewSignature(sig))
-        deadline = time.monotonic() + self.wait_s
+        wait_until = time.monotonic() + self.wait_s
         poll = POLL_START_S
         while True:
             outcome = self._on_existing(key, result, digest, payload, sign_fn)
             if outcome is not None:
                 return outcome
-            if time.monotonic() >= deadline:
+            if _past(deadline):
+                raise _PastDeadline
+            if time.monotonic() >= wait_until:
                 holder = result.row.node_id if result.row is not None else "?"
                 return Busy(holder)
             time.sleep(poll)

@@ -89,8 +89,17 @@ class StoreUnavailable:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class DeadlinePassed:
+    """The duty's deadline in its slot (wall-clock `deadline`) passed before a signature could leave; nothing
+    was released. A signature made and recorded just too late stays in the store, where it can only ever be
+    answered again as `SameData` (never a second digest), and no later call for the slot releases it."""
+
+    deadline: float
+
+
 Signed = NewSignature | SameData | Adopted
-NotSigned = Refused | BelowWatermark | Busy | LostClaim | Halted | StoreUnavailable
+NotSigned = Refused | BelowWatermark | Busy | LostClaim | Halted | StoreUnavailable | DeadlinePassed
 Outcome = Signed | NotSigned
 
 OUTCOME_TYPES: tuple[type[Outcome], ...] = get_args(Outcome)
@@ -101,7 +110,9 @@ def signature_of(outcome: Outcome) -> bytes | None:
     match outcome:
         case NewSignature(signature) | SameData(signature) | Adopted(signature):
             return signature
-        case Refused() | BelowWatermark() | Busy() | LostClaim() | Halted() | StoreUnavailable():
+        case Refused() | BelowWatermark() | Busy() | LostClaim() | Halted():
+            return None
+        case StoreUnavailable() | DeadlinePassed():
             return None
         case _:
             assert_never(outcome)
@@ -128,6 +139,8 @@ def outcome_label(outcome: Outcome) -> str:
             return "halted"
         case StoreUnavailable():
             return "store_unavailable"
+        case DeadlinePassed():
+            return "deadline_passed"
         case _:
             assert_never(outcome)
 

@@ -12,6 +12,14 @@ import psycopg_pool
 from psycopg.rows import TupleRow
 
 from ha_sequencer.ha.errors import DutyStoreError, StoreUnreachable
+from ha_sequencer.ha.pg_cluster import (
+    HostState,
+    PrimaryReplication,
+    check_writable_primary,
+    cluster_state,
+    hosts_of,
+    session_attrs,
+)
 from ha_sequencer.ha.sqlbase import Execute, Row, SqlDutyStore
 from ha_sequencer.redact import redact_dsn
 
@@ -34,6 +42,13 @@ def _query(sql: str) -> LiteralString:
     return cast(LiteralString, sql)
 
 
+def _drop(conn: psycopg.Connection[TupleRow]) -> None:
+    """Close a connection to a server that turned read-only (a demoted primary): the pool replaces it, and
+    `target_session_attrs` makes the new one find the writable server."""
+    with contextlib.suppress(Exception):
+        conn.close()
+
+
 class PostgresDutyStore(SqlDutyStore):
     """Autocommit single statements (the claim: one `INSERT … ON CONFLICT … RETURNING`), prepared.
 
@@ -42,6 +57,11 @@ class PostgresDutyStore(SqlDutyStore):
     safe: a signature leaves the guard only after its record committed durably, and that commit flushes the
     WAL up to itself, so the claim it updated (written earlier) is durable too. A crash can lose only claims
     no signature was released for; their claimants' records then fail and no signature leaves (fail closed).
+
+    The URL may name every member of a replicated cluster; connections go to the one writable server
+    (`target_session_attrs=read-write`) and, after a failover, to the new primary (docs/duty-store-ha.md).
+    A record whose COMMIT loses its connection is in doubt: it raises, so no signature leaves, and the next
+    attempt finds either the recorded row (the same signature) or the claim to adopt (the stored digest).
     """
 
     dialect = "postgres"
@@ -60,6 +80,8 @@ class PostgresDutyStore(SqlDutyStore):
         timeout = f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
         self._kwargs: dict[str, Any] = {
             "autocommit": True,
+            # Never a standby: a replica can lag behind a claim, and writes to it fail anyway.
+            "target_session_attrs": session_attrs(url, self._where),
             "connect_timeout": CONNECT_TIMEOUT_S,
             # Durable whatever the server's default: a server-wide `off` (a common tuning) would let a crash
             # forget a recorded signature and reopen its duty.
@@ -124,7 +146,11 @@ class PostgresDutyStore(SqlDutyStore):
     ) -> list[Row]:
         try:
             with (pool or self._pool).connection() as conn:
-                cur = conn.execute(_query(sql), params)
+                try:
+                    cur = conn.execute(_query(sql), params)
+                except psycopg.errors.ReadOnlySqlTransaction:
+                    _drop(conn)
+                    raise
                 return cur.fetchall() if fetch and cur.description is not None else []
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             raise self._fail(exc) from exc
@@ -138,7 +164,11 @@ class PostgresDutyStore(SqlDutyStore):
             with self._pool.connection() as conn, conn.transaction():
 
                 def execute(sql: str, params: Mapping[str, Any], *, fetch: bool = True) -> list[Row]:
-                    cur = conn.execute(_query(sql), params)
+                    try:
+                        cur = conn.execute(_query(sql), params)
+                    except psycopg.errors.ReadOnlySqlTransaction:
+                        _drop(conn)
+                        raise
                     return cur.fetchall() if fetch and cur.description is not None else []
 
                 yield execute
@@ -153,6 +183,16 @@ class PostgresDutyStore(SqlDutyStore):
 
     def _lock_for_migration(self, execute: Execute) -> None:
         execute("SELECT pg_advisory_xact_lock(%(k)s)", {"k": MIGRATION_LOCK_KEY})
+
+    def check_server(self, *, require_sync: bool) -> PrimaryReplication:
+        """Refuse a read-only server (exit 2); with `require_sync`, a primary with no synchronous standby."""
+        return check_writable_primary(self.url, self._kwargs, where=self._where, require_sync=require_sync)
+
+    def cluster(self) -> list[HostState] | None:
+        """Each host's role and replication state when the URL names several hosts, else None."""
+        if len(hosts_of(self.url)) < 2:
+            return None
+        return cluster_state(self.url, {**self._kwargs, "connect_timeout": 2})
 
     def ping(self) -> None:
         """`SELECT 1` on a dedicated connection (never queued behind the pool), reconnecting as needed."""

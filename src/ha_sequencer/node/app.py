@@ -30,6 +30,7 @@ from ha_sequencer.ha.faults import FAULT_ENV, FaultHook, faults_from_env
 from ha_sequencer.ha.guard import DutyGuard
 from ha_sequencer.ha.killswitch import KillSwitch
 from ha_sequencer.ha.metrics import GuardMetrics
+from ha_sequencer.ha.pg_cluster import hosts_of
 from ha_sequencer.ha.store import DutyStore
 from ha_sequencer.keys import LoadedKeystore, PasswordSource, load_keystore
 from ha_sequencer.keys.discovery import insecure_keystore_files
@@ -169,7 +170,7 @@ class Node:
             stop = trio.Event()
             root.start_soon(self._wait_for_signal, stop, root)
             network = await read_network(self.client, self.health, self.facts.attesters, self.config.rollup)
-            store = await trio.to_thread.run_sync(lambda: open_store(self.config.ha_db.url, migrate=True))
+            store = await trio.to_thread.run_sync(self._open_store)
             try:
                 services = self._build(network, store)
                 heartbeat = Heartbeat(store, self.config.node_id)
@@ -182,6 +183,15 @@ class Node:
             finally:
                 with trio.CancelScope(shield=True):
                     await trio.to_thread.run_sync(store.close)
+
+    def _open_store(self) -> DutyStore:
+        url = self.config.ha_db.url
+        # several hosts: a replicated cluster; its primary must have a synchronous standby (duty-store-ha.md)
+        replicated = self.config.ha_db.kind == "postgres" and len(hosts_of(url)) > 1
+        require_sync = replicated and not self.config.ha_db_allow_async
+        if replicated and not require_sync:
+            log.warning("--ha-db-allow-async: not checking for a synchronous standby (double-signing risk)")
+        return open_store(url, migrate=True, require_sync=require_sync)
 
     async def _run_funds(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self.funds.run(status_report=self.status_report, task_status=task_status)

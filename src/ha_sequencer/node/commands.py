@@ -60,6 +60,13 @@ def start(
         envvar=f"{_ENV}HA_DB",
         help="Duty store: sqlite:///PATH or postgresql://… (default: SQLite file in the data dir).",
     ),
+    ha_db_allow_async: bool = typer.Option(
+        False,
+        "--ha-db-allow-async",
+        envvar=f"{_ENV}HA_DB_ALLOW_ASYNC",
+        help="Start although the --ha-db URL names several hosts and the primary has no synchronous standby "
+        "(a failover may then forget recorded duties: a double-signing risk).",
+    ),
     node_id: str = typer.Option(
         "", "--node-id", envvar=f"{_ENV}NODE_ID", help="This node's id (logs, duty store)."
     ),
@@ -148,6 +155,7 @@ def start(
         rollup=rollup,
         data_dir=data_dir,
         ha_db=ha_db or None,
+        ha_db_allow_async=ha_db_allow_async,
         node_id=node_id or None,
         network=network,
         host=host,

@@ -125,6 +125,8 @@ class NodeConfig:
     ha_db: HaDb
     node_id: str
     network: str = DEFAULT_NETWORK
+    # a multi-host store whose primary has no synchronous standby is refused unless this is set
+    ha_db_allow_async: bool = False
     host: str = "127.0.0.1"
     port: int = DEFAULT_HTTP_PORT
     p2p_port: int = DEFAULT_P2P_PORT
@@ -169,6 +171,7 @@ def build_config(
     lease_s: float | None = None,
     doppelganger_slots: int = 0,
     funds: FundsSettings | None = None,
+    ha_db_allow_async: bool = False,
 ) -> NodeConfig:
     """Validate raw flag values into a NodeConfig (raises ConfigError naming the flag)."""
     if not keystore.exists():
@@ -201,4 +204,5 @@ def build_config(
         lease_s=lease_s,
         doppelganger_slots=doppelganger_slots,
         funds=check_funds(funds or FundsSettings()),
+        ha_db_allow_async=ha_db_allow_async,
     )

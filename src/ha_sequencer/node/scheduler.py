@@ -5,8 +5,10 @@ Every attester signature goes through the duty guard (DESIGN.md: High availabili
   the identical bytes again is redundancy, not equivocation).
 - Adopted: a twin died mid-duty; finish *its* message (the stored payload), never ours.
 - Busy / Refused for a proposal: a twin holds it; stand by as backup publisher of the twin's block.
-- Refused / BelowWatermark / LostClaim / StoreUnavailable: sign nothing; counted. A refused attestation also
-  raises an alert through `SignatureAlerts` (cleared by the next attestation signed normally).
+- Refused / BelowWatermark / LostClaim / StoreUnavailable / DeadlinePassed: sign nothing; counted. A refused
+  attestation also raises an alert through `SignatureAlerts` (cleared by the next one signed normally).
+- Every guard call carries the duty's deadline in its slot and is retried while the store is unavailable,
+  until that deadline (`deadlines`): no signature for a slot leaves after it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ha_sequencer.ha.outcomes import (
     Adopted,
     BelowWatermark,
     Busy,
+    DeadlinePassed,
     DutyType,
     Halted,
     LostClaim,
@@ -37,6 +40,7 @@ from ha_sequencer.ha.outcomes import (
 from ha_sequencer.node.chain import Chain, ChainError
 from ha_sequencer.node.clock import SlotClock
 from ha_sequencer.node.committees import CommitteeCache
+from ha_sequencer.node.deadlines import GUARD_THREADS, QUORUM_DEADLINE, duty_deadline, sign_within
 from ha_sequencer.node.mempool import Mempool
 from ha_sequencer.node.metrics import NodeMetrics
 from ha_sequencer.node.publisher import Publisher
@@ -70,7 +74,6 @@ log = logging.getLogger(__name__)
 
 # Fractions of a slot (a slot is a few seconds; L1 must mine the proposal inside it)
 FULL_COMMITTEE_DEADLINE = 0.5  # once a quorum is in, wait until here for the rest of the committee
-QUORUM_DEADLINE = 0.7  # stop waiting for attestations (leaves time for an adopted duty's votes)
 BACKUP_WAIT = 0.5  # a yielding HA twin waits this long for the holder's proposal to appear on gossip
 ATTEST_UNTIL = 0.8  # attestations after this cannot make it into an L1 block of this slot
 
@@ -206,6 +209,7 @@ class Scheduler:
         self._loop_scope = trio.CancelScope()
         self._duties: trio.Nursery | None = None
         self._first_signing_slot = 0  # doppelganger protection: no signature before this slot
+        self._guard_threads = trio.CapacityLimiter(GUARD_THREADS)
 
     # --- the slot loop ------------------------------------------------------------------------------------
 
@@ -321,7 +325,7 @@ class Scheduler:
             case Halted(reason):
                 log.error("slot %d: proposal not signed: %s is halted (%s)", slot, identity.attester, reason)
                 return
-            case BelowWatermark() | LostClaim() | StoreUnavailable():
+            case BelowWatermark() | LostClaim() | StoreUnavailable() | DeadlinePassed():
                 log.warning("slot %d: proposal not signed: %s", slot, outcome)
                 return
             case _:
@@ -494,7 +498,7 @@ class Scheduler:
             case Halted(reason):
                 log.error("slot %d: attestation not signed: %s halted (%s)", slot, identity.attester, reason)
                 return
-            case Refused() | BelowWatermark() | LostClaim() | StoreUnavailable():
+            case Refused() | BelowWatermark() | LostClaim() | StoreUnavailable() | DeadlinePassed():
                 log.warning("slot %d: attestation by %s not signed: %s", slot, identity.attester, outcome)
                 return
             case _:
@@ -515,11 +519,20 @@ class Scheduler:
     async def _sign(
         self, identity: Identity, slot: int, duty_type: DutyType, digest: bytes, payload: bytes
     ) -> Outcome:
-        def call() -> Outcome:
-            return self.guard.sign_duty(identity.attester, slot, duty_type, digest, payload, identity.sign)
-
+        deadline = duty_deadline(self.clock.timing, slot, duty_type)
         try:
-            outcome = await trio.to_thread.run_sync(call)
+            outcome, attempts = await sign_within(
+                self.guard,
+                identity.attester,
+                slot,
+                duty_type,
+                digest,
+                payload,
+                identity.sign,
+                deadline=deadline,
+                now=self.clock.now,
+                limiter=self._guard_threads,
+            )
         except Exception as exc:  # the guard fails closed on store errors; anything else is a bug: die loudly
             log.error("slot %d: guard error for %s %s: %s", slot, identity.attester, duty_type, exc)
             self.metrics.duties.labels(duty=duty_type.value, outcome="error").inc()
@@ -535,11 +548,20 @@ class Scheduler:
                     )
                 case NewSignature() | SameData() | Adopted():
                     self.alerts.signature_ok(identity.attester, slot, duty_type.value)
-                case BelowWatermark() | Busy() | LostClaim() | Halted() | StoreUnavailable():
+                case (
+                    BelowWatermark() | Busy() | LostClaim() | Halted() | StoreUnavailable() | DeadlinePassed()
+                ):
                     pass  # nothing signed, nothing refused: the condition neither starts nor clears
                 case _:
                     assert_never(outcome)
-        log.debug("slot %d: %s %s: %s", slot, identity.attester, duty_type, outcome_label(outcome))
+        log.debug(
+            "slot %d: %s %s: %s after %d guard call(s)",
+            slot,
+            identity.attester,
+            duty_type,
+            outcome_label(outcome),
+            attempts,
+        )
         return outcome
 
     async def _gossip(self, topic: str, data: bytes) -> None:

@@ -1,6 +1,6 @@
 """`GET /status`: the node's health document (DESIGN.md: Node) — 200 when `status` is "ok", else 503.
 
-Every reason that makes the node unhealthy is listed (`l1_unreachable: …`, `duty_store_unreachable`,
+Every reason that makes the node unhealthy is listed (`l1_unreachable: …`, `duty_store_unreachable[: hosts]`,
 `not_synced`, `no_peers`, the funds reasons), so an operator reads why, not only that.
 """
 
@@ -11,10 +11,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, assert_never
 
+import psycopg
+
 from ha_sequencer import __version__
+from ha_sequencer.ha.pg_cluster import hosts_of
 from ha_sequencer.l1.client import RollupClient
 from ha_sequencer.monitoring.service import FundsService
-from ha_sequencer.node.config import NodeConfig
+from ha_sequencer.node.config import HaDb, NodeConfig
 from ha_sequencer.node.health import Health
 from ha_sequencer.node.services import Phase, Services, Starting
 
@@ -32,6 +35,17 @@ class NodeFacts:
     def publisher_addresses(self) -> list[str]:
         """Every publisher once, in keystore order."""
         return list(dict.fromkeys(p for ps in self.publishers.values() for p in ps))
+
+
+def store_unreachable_reason(ha_db: HaDb) -> str:
+    """`duty_store_unreachable`, naming the PostgreSQL hosts tried (host:port only, no credentials)."""
+    if ha_db.kind != "postgres":
+        return "duty_store_unreachable"
+    try:
+        hosts = hosts_of(ha_db.url)
+    except psycopg.Error:  # unparseable: say nothing more rather than echo it
+        return "duty_store_unreachable"
+    return f"duty_store_unreachable: hosts tried {', '.join(hosts)}"
 
 
 def status_report(
@@ -52,7 +66,7 @@ def status_report(
     if health.l1_error is not None:
         reasons.append(f"l1_unreachable: {health.l1_error}")
     if health.store_healthy is False:
-        reasons.append("duty_store_unreachable")
+        reasons.append(store_unreachable_reason(config.ha_db))
     reasons.extend(f"halted: {h.reason}" for h in health.halts)
     if running is not None:
         reasons.extend(_running_reasons(facts, running))

@@ -1,4 +1,4 @@
-"""A threaded TCP proxy that can be cut and restored: an L1 endpoint that goes down on demand."""
+"""A threaded TCP proxy that can be cut, paused and restored: an endpoint that goes down or freezes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import threading
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:port → target; `cut()` closes every connection and refuses new ones."""
+    """Forwards 127.0.0.1:port → target; `cut()` closes every connection and refuses new ones; `pause()`
+    keeps every connection open but forwards nothing (a frozen server: requests hang, no error)."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -18,6 +19,9 @@ class TcpProxy:
         self._server.listen(64)
         self.port = self._server.getsockname()[1]
         self._up = True
+        self._flowing = threading.Event()
+        self._flowing.set()
+        self._cut_after_request = False
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -43,16 +47,20 @@ class TcpProxy:
                 continue
             with self._lock:
                 self._conns += [client, upstream]
-            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, request: bool) -> None:
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                self._flowing.wait()
                 dst.sendall(data)
+                if request and self._cut_after_request:
+                    self._cut_after_request = False
+                    self.cut()  # the server has the request; its answer never reaches the client
         except OSError:
             pass
         finally:
@@ -75,8 +83,21 @@ class TcpProxy:
         """Accept connections again."""
         self._up = True
 
+    def cut_after_next_request(self) -> None:
+        """Forward the next bytes a client sends, then cut everything: the request is in doubt."""
+        self._cut_after_request = True
+
+    def pause(self) -> None:
+        """Freeze: connections stay open (and new ones are accepted) but no byte is forwarded."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        """Forward again, the held bytes first."""
+        self._flowing.set()
+
     def close(self) -> None:
         self._closed = True
+        self._flowing.set()
         self.cut()
         with contextlib.suppress(OSError):
             self._server.close()
