@@ -19,7 +19,6 @@ import pytest
 import trio
 from eth_account import Account
 from eth_utils import keccak
-from tcp_proxy import TcpProxy
 
 from ha_sequencer.ha.backends import open_store
 from ha_sequencer.ha.guard import DutyGuard
@@ -40,6 +39,7 @@ from ha_sequencer.node.scheduler import Identity, Scheduler
 from ha_sequencer.protocol.messages import Attestation, attestation_digest, sign_digest
 from ha_sequencer.protocol.wire import attestation_payload
 from params_fixtures import PARAMS
+from tcp_proxy import TcpProxy
 
 ATTESTER = Account.from_key(keccak(b"deadline test attester"))
 ROLLUP = "0x" + "42" * 20

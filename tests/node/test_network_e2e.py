@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import trio
-from tcp_proxy import TcpProxy
 
 from ha_sequencer.l1.client import RollupClient
 from ha_sequencer.localnet.nodes import LocalNet, generate_validators, signed_transfer
@@ -35,6 +34,7 @@ from ha_sequencer.protocol.wire import (
     encode_attestation,
     encode_signed_block,
 )
+from tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
 
