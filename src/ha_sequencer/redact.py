@@ -28,6 +28,7 @@ _CONNINFO_WORD = r"""[A-Za-z_]+\s*=\s*(?:'(?:[^'\\]|\\.)*'|[^\s']*)"""
 _CONNINFO = re.compile(rf"""\s*(?:{_CONNINFO_WORD}\s*)+""")
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(.*)", re.S)
+_DELIMITERS = re.compile(r"[#?/@:\[\]]")
 
 # A URL inside free text (an exception message): up to the next blank or quote.
 _URL_IN_TEXT = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s'"<>]+""")
@@ -51,6 +52,11 @@ class _Parts:
     @property
     def password(self) -> str:
         return (self.userinfo or "").partition(":")[2]
+
+    @property
+    def password_pieces(self) -> list[str]:
+        """The password and its pieces between delimiters (a parser that splits there echoes a piece)."""
+        return [self.password, *_DELIMITERS.split(self.password)]
 
 
 def _split(url: str) -> _Parts | None:
@@ -104,7 +110,7 @@ def _endpoint_secrets(url: str) -> list[str]:
     parts = _split(url)
     if parts is None:
         return [url]
-    secrets = [parts.userinfo or "", parts.password]
+    secrets = [parts.userinfo or "", *parts.password_pieces]
     if parts.rest is None:
         return [*secrets, url.strip()]
     secrets.append(parts.rest.query)
@@ -119,7 +125,7 @@ def scrub_endpoints(text: str, urls: Iterable[str]) -> str:
         shown = redact_endpoint(url)
         text = text.replace(url, shown).replace(url.rstrip("/"), shown)
         for secret in sorted(filter(None, _endpoint_secrets(url)), key=len, reverse=True):
-            if len(secret) > 1:  # a one-character "secret" would shred the message and hide nothing
+            if len(secret) > 2:  # a very short "secret" would shred the message and hide nothing
                 text = text.replace(secret, HIDDEN)
     return text
 
@@ -136,7 +142,7 @@ def scrub_dsn(text: str, url: str) -> str:
     text = text.replace(url, redact_dsn(url))
     parts = _split(url)
     if parts is not None:
-        for secret in sorted(filter(None, [parts.userinfo, parts.password]), key=len, reverse=True):
-            if len(secret) > 1 and secret != parts.user:
+        for secret in sorted(filter(None, [parts.userinfo, *parts.password_pieces]), key=len, reverse=True):
+            if len(secret) > 2 and secret != parts.user:
                 text = text.replace(secret, HIDDEN)
     return _PASSWORD_PARAM.sub(rf"\1{HIDDEN}", text)
