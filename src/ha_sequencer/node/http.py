@@ -9,6 +9,7 @@ import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, cast
 
+import anyio
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve  # pyright: ignore[reportUnknownVariableType] (its WSGI half is untyped)
@@ -37,6 +38,14 @@ MAX_BATCH = 50
 # at 1 000 levels: a 200 KB body of "[" overflows the C stack and kills the process (SIGSEGV). Requests
 # nest a few levels; anything deeper is refused before parsing.
 MAX_JSON_DEPTH = 32
+
+# A client that holds a connection without finishing its request is cut off (slow-loris). hypercorn counts
+# the keep-alive timeout from the connection's start until a request head has arrived, and between
+# requests; the read timeout bounds each wait for bytes; the body deadline bounds the whole body, however
+# slowly it trickles in.
+KEEP_ALIVE_TIMEOUT_S = 5
+READ_TIMEOUT_S = 10
+BODY_TIMEOUT_S = 5.0
 
 
 class RpcError(Exception):
@@ -90,6 +99,52 @@ def json_depth_within(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return True
 
 
+class JsonReply(JSONResponse):
+    """A JSON response that any Python string encodes to: non-ASCII escaped, lone surrogates included."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def _reply(content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    try:
+        return JsonReply(content, status_code=status_code, headers=headers)
+    except (TypeError, ValueError) as exc:  # a result JSON cannot carry: the caller gets an error, not a 500
+        log.warning("JSON-RPC reply not serialisable: %s", exc)
+        return JsonReply(_error(None, INTERNAL_ERROR, "internal error"))
+
+
+def parse_request_body(body: bytes) -> object:
+    """The JSON value of a request body in UTF-8, -16 or -32 (RFC 8259 §8.1), its depth checked once decoded.
+
+    Raises RpcError(PARSE_ERROR) for what is not JSON text: bad encoding, too deep, an integer literal longer
+    than the interpreter converts (4,300 digits), or a syntax error.
+    """
+    try:
+        text = body.decode(json.detect_encoding(body))
+    except (UnicodeDecodeError, LookupError):
+        raise RpcError(PARSE_ERROR, "parse error: the body is not UTF-8, UTF-16 or UTF-32 text") from None
+    if not json_depth_within(text.encode("utf-8", "surrogatepass")):
+        raise RpcError(PARSE_ERROR, f"parse error: nested deeper than {MAX_JSON_DEPTH}")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise RpcError(PARSE_ERROR, f"parse error: nested deeper than {MAX_JSON_DEPTH}") from None
+    except ValueError as exc:  # JSONDecodeError, and the int-conversion limit json.loads does not wrap
+        raise RpcError(PARSE_ERROR, f"parse error: {str(exc).splitlines()[0][:200]}") from None
+
+
+def _is_text(value: str | int) -> bool:
+    """Whether a string is valid Unicode (JSON's \\ud800 escapes decode to lone surrogates, which are not)."""
+    if isinstance(value, int):
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _error(id_: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
     err: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
@@ -101,12 +156,12 @@ async def _call_one(methods: Mapping[str, RpcMethod], raw: object) -> dict[str, 
     if not isinstance(raw, dict):
         return _error(None, INVALID_REQUEST, "invalid request")
     req = cast(dict[str, Any], raw)
-    if req.get("jsonrpc") != "2.0" or not isinstance(req.get("method"), str):
-        return _error(req.get("id"), INVALID_REQUEST, "invalid request")
-    is_notification = "id" not in req
     id_ = req.get("id")
-    if id_ is not None and not isinstance(id_, str | int):
-        return _error(None, INVALID_REQUEST, "id must be a string, number or null")
+    if id_ is not None and not (isinstance(id_, int | str) and not isinstance(id_, bool) and _is_text(id_)):
+        return _error(None, INVALID_REQUEST, "id must be a string (valid Unicode), number or null")
+    if req.get("jsonrpc") != "2.0" or not isinstance(req.get("method"), str) or not _is_text(req["method"]):
+        return _error(id_, INVALID_REQUEST, "invalid request")
+    is_notification = "id" not in req
     params = req.get("params", [])
     if not isinstance(params, list | dict):
         return _error(id_, INVALID_PARAMS, "params must be an array or an object")
@@ -121,8 +176,9 @@ async def _call_one(methods: Mapping[str, RpcMethod], raw: object) -> dict[str, 
             result = await result
     except RpcError as exc:
         return None if is_notification else _error(id_, exc.code, exc.message, exc.data)
-    except Exception:
-        log.exception("JSON-RPC %s failed", req["method"])
+    except Exception as exc:  # a handler bug: one line (the caller controls the input), the trace at DEBUG
+        log.warning("JSON-RPC %r failed: %s: %r", req["method"], type(exc).__name__, str(exc)[:200])
+        log.debug("JSON-RPC %r failed", req["method"], exc_info=True)
         return None if is_notification else _error(id_, INTERNAL_ERROR, "internal error")
     return None if is_notification else {"jsonrpc": "2.0", "id": id_, "result": result}
 
@@ -138,30 +194,31 @@ def build_app(node: NodeApi) -> Starlette:
         body, content_type = node.metrics.exposition()
         return Response(body, media_type=content_type)
 
-    async def rpc(request: Request) -> JSONResponse | Response:
+    async def rpc(request: Request) -> Response:
         body = bytearray()
-        async for chunk in request.stream():  # capped while reading: a huge body never sits in memory
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                too_big = f"request larger than {MAX_BODY_BYTES} bytes"
-                return JSONResponse(_error(None, INVALID_REQUEST, too_big))
-        if not json_depth_within(bytes(body)):
-            return JSONResponse(
-                _error(None, PARSE_ERROR, f"parse error: nested deeper than {MAX_JSON_DEPTH}")
-            )
+        close = {"connection": "close"}
+        with anyio.move_on_after(BODY_TIMEOUT_S) as reading:
+            async for chunk in request.stream():  # capped while reading: a huge body never sits in memory
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    too_big = f"request larger than {MAX_BODY_BYTES} bytes"
+                    return _reply(_error(None, INVALID_REQUEST, too_big), 400, close)
+        if reading.cancelled_caught:
+            late = f"request body not received within {BODY_TIMEOUT_S:g} s"
+            return _reply(_error(None, INVALID_REQUEST, late), 400, close)
         try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            return JSONResponse(_error(None, PARSE_ERROR, f"parse error: {exc}"))
+            payload = parse_request_body(bytes(body))
+        except RpcError as exc:
+            return _reply(_error(None, exc.code, exc.message))
         methods = node.rpc_methods()
         if isinstance(payload, list):
             batch = cast(list[object], payload)
             if not batch or len(batch) > MAX_BATCH:
-                return JSONResponse(_error(None, INVALID_REQUEST, f"batch must hold 1…{MAX_BATCH} requests"))
+                return _reply(_error(None, INVALID_REQUEST, f"batch must hold 1…{MAX_BATCH} requests"))
             replies = [r for r in [await _call_one(methods, q) for q in batch] if r is not None]
-            return JSONResponse(replies) if replies else Response(status_code=204)
+            return _reply(replies) if replies else Response(status_code=204)
         reply = await _call_one(methods, payload)
-        return JSONResponse(reply) if reply is not None else Response(status_code=204)
+        return _reply(reply) if reply is not None else Response(status_code=204)
 
     return Starlette(
         routes=[
@@ -185,6 +242,8 @@ async def serve_http(
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 1.0
+    config.keep_alive_timeout = KEEP_ALIVE_TIMEOUT_S
+    config.read_timeout = READ_TIMEOUT_S
     check_bindable(host, port)
     # hypercorn's `Framework` protocol is narrower than the ASGI callable starlette provides
     app = cast(Any, build_app(node))
