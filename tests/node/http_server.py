@@ -79,6 +79,7 @@ class RunningServer:
     port: int
     log: CapturedLog
     node: RealRpcNode
+    failure: list[BaseException]
 
     @property
     def url(self) -> str:
@@ -120,7 +121,7 @@ def running_http_server(node: RealRpcNode | None = None) -> Iterator[RunningServ
     started.wait(30)
     assert not failure, failure
     try:
-        yield RunningServer("127.0.0.1", port, captured, node)
+        yield RunningServer("127.0.0.1", port, captured, node, failure)
     finally:
         trio.from_thread.run_sync(cancel[0].cancel, trio_token=token[0])
         thread.join(15)

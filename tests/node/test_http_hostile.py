@@ -5,6 +5,7 @@ holds connections open (slow-loris) is cut off while /status keeps answering."""
 from __future__ import annotations
 
 import json
+import select
 import socket
 import time
 from collections.abc import Iterator
@@ -13,7 +14,12 @@ import httpx
 import pytest
 from http_server import RunningServer, running_http_server
 
-from ha_sequencer.node.http import BODY_TIMEOUT_S, KEEP_ALIVE_TIMEOUT_S, MAX_JSON_DEPTH
+from ha_sequencer.node.http import (
+    BODY_TIMEOUT_S,
+    KEEP_ALIVE_TIMEOUT_S,
+    MAX_CONNECTIONS_PER_CLIENT,
+    MAX_JSON_DEPTH,
+)
 
 LONG_INT = "9" * 5000  # past Python's 4,300-digit int conversion limit
 
@@ -95,16 +101,23 @@ def _recv_until_closed(sock: socket.socket, deadline: float) -> bool:
     return False
 
 
+ATTACKER = "127.0.0.2"  # loopback: another client address on this host, so the per-client cap applies to it
+
+
 def test_slow_loris_is_cut_off_and_status_keeps_answering() -> None:
     with running_http_server() as server:
         held: list[socket.socket] = []
-        for i in range(60):
-            sock = socket.create_connection((server.host, server.port))
+        for i in range(MAX_CONNECTIONS_PER_CLIENT + 40):
+            sock = socket.create_connection((server.host, server.port), source_address=(ATTACKER, 0))
             if i % 3 == 0:  # a request head that never ends
                 sock.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             elif i % 3 == 1:  # a body that never ends
                 sock.sendall(b'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{"jsonrpc":')
             held.append(sock)  # and every third sends nothing at all
+        time.sleep(0.5)
+        readable, _, _ = select.select(held, [], [], 0)
+        closed_at_once = [sock for sock in readable if _recv_until_closed(sock, time.monotonic() + 0.1)]
+        assert len(closed_at_once) >= 40, len(closed_at_once)  # over the per-client cap: refused at once
         started = time.monotonic()
         answered = 0
         while time.monotonic() - started < 2:
@@ -125,3 +138,6 @@ def test_slow_loris_is_cut_off_and_status_keeps_answering() -> None:
         assert not still_open, still_open
         assert httpx.get(f"{server.url}/status", timeout=5).status_code == 200
         assert not any("Traceback" in line or line.startswith("ERROR") for line in server.log.lines)
+        assert (
+            sum("refused a connection" in line for line in server.log.lines) <= 5
+        )  # bounded, not one per socket
