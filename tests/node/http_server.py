@@ -57,7 +57,7 @@ class RealRpcNode:
     def __init__(self, min_tx_fee: int = 0) -> None:
         self.metrics = NodeMetrics()
         chain = Chain(PARAMS, [(FUNDED.address, 10**12)])
-        mempool = Mempool(PARAMS, 64)
+        mempool = Mempool(PARAMS, 64, min_fee=min_tx_fee)
         services: Any = SimpleNamespace(
             chain=chain, mempool=mempool, gossip=NoPeers(), scheduler=SimpleNamespace(records={})
         )

@@ -141,3 +141,24 @@ def test_slow_loris_is_cut_off_and_status_keeps_answering() -> None:
         assert (
             sum("refused a connection" in line for line in server.log.lines) <= 5
         )  # bounded, not one per socket
+
+
+def test_send_tx_below_the_min_fee_is_refused() -> None:
+    from eth_account import Account
+    from http_server import FUNDED, RealRpcNode
+
+    from ha_sequencer.localnet.nodes import signed_transfer
+    from params_fixtures import PARAMS
+
+    with running_http_server(RealRpcNode(min_tx_fee=2)) as server:
+        unfunded = Account.create()
+
+        def send(sender, fee: int, nonce: int = 0) -> dict:
+            stx = signed_transfer(PARAMS, sender, FUNDED.address, amount=0, fee=fee, nonce=nonce)
+            body = {"jsonrpc": "2.0", "id": 1, "method": "node_sendTx", "params": ["0x" + stx.encode().hex()]}
+            return httpx.post(server.url, json=body, timeout=10).json()
+
+        assert send(unfunded, 0)["error"]["code"] == -32008
+        assert send(FUNDED, 1)["error"]["code"] == -32008
+        assert "result" in send(FUNDED, 2)
+        assert len(server.node.services.mempool) == 1

@@ -58,8 +58,11 @@ class GossipChecks:
         committees: CommitteeCache,
         current_slot: Callable[[], int],
         sightings: Sightings | None = None,
+        *,
+        min_tx_fee: int = 0,
     ) -> None:
         self.params = params
+        self.min_tx_fee = min_tx_fee
         self.committees = committees
         self.current_slot = current_slot
         # every signature-valid message, also a second different one of a signer that gossip then ignores:
@@ -124,12 +127,15 @@ class GossipChecks:
         return self._first_of(self._attestations, "attestation", slot, msg.attester, msg.digest)
 
     def check_tx(self, data: bytes, from_peer: str) -> Verdict:
-        """Validator of `/hasq/1/tx` (stateful checks — nonce, balance — happen in the mempool)."""
+        """Validator of `/hasq/1/tx`: well formed, signed by its sender, paying at least `min_tx_fee`
+        (stateful checks — nonce, balance — happen in the mempool)."""
         try:
             stx = parse_tx(self.params, data)
         except (WireError, InvalidTxs, ValueError) as exc:
             log.debug("tx from %s rejected: %s", from_peer, exc)
             return Verdict.REJECT
+        if stx.tx.fee < self.min_tx_fee:  # valid, but under our spam policy: not relayed, the peer not blamed
+            return Verdict.IGNORE
         if not stx.is_signed_by_sender(self.params):
             return Verdict.REJECT
         return Verdict.ACCEPT
