@@ -101,7 +101,8 @@ class GossipChecks:
         if proposer is None:
             return Verdict.IGNORE
         if msg.proposer != proposer:
-            log.info(
+            # per message at DEBUG: a peer's rejections are summarised once a minute (p2p.validation)
+            log.debug(
                 "slot %d: proposal signed by %s, the proposer is %s: reject", slot, msg.proposer, proposer
             )
             return Verdict.REJECT
@@ -122,7 +123,7 @@ class GossipChecks:
         if member is None:
             return Verdict.IGNORE
         if not member:
-            log.info("slot %d: attestation by %s, not on the committee: reject", slot, msg.attester)
+            log.debug("slot %d: attestation by %s, not on the committee: reject", slot, msg.attester)
             return Verdict.REJECT
         return self._first_of(self._attestations, "attestation", slot, msg.attester, msg.digest)
 
