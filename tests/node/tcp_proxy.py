@@ -21,6 +21,8 @@ class TcpProxy:
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._flowing = threading.Event()
+        self._flowing.set()
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -52,6 +54,7 @@ class TcpProxy:
                 data = src.recv(65536)
                 if not data:
                     break
+                self._flowing.wait()  # frozen: bytes held, connections kept open (a hung peer, no reset)
                 dst.sendall(data)
         except OSError:
             pass
@@ -70,6 +73,22 @@ class TcpProxy:
                 s.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 s.close()
+
+    def freeze(self) -> None:
+        """Hold every byte in both directions and keep every connection open: the endpoint hangs."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        """Let the held bytes through again."""
+        self._flowing.set()
+
+    def refuse(self) -> None:
+        """Drop all connections and close the listening socket: new connections are refused (RST)."""
+        self._closed = True
+        self.cut()
+        with contextlib.suppress(OSError):
+            self._server.close()
+        self._flowing.set()
 
     def restore(self) -> None:
         """Accept connections again."""
