@@ -4,7 +4,9 @@ running devnet shows it."""
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -70,6 +72,24 @@ def duty_store_url(pg_admin_url: str) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# 32-byte values in key files (private keys, BLS secrets); fee recipients are public: 12 zero bytes + address
+_HEX32 = re.compile(rb"(?:0x)?([0-9a-fA-F]{64})")
+
+
+def _key_secrets(directory: Path) -> set[bytes]:
+    """Every 32-byte secret of the devnet's key files, in the forms a leak would take: hex (any case, with
+    or without 0x), base64 and decimal."""
+    found: set[bytes] = set()
+    for path in [*directory.glob("keys/**/*.json"), *directory.glob("nodes/**/*keystore*.json")]:
+        for match in _HEX32.finditer(path.read_bytes()):
+            raw = bytes.fromhex(match.group(1).decode())
+            if raw[:12] == bytes(12) or raw == bytes(32):
+                continue
+            found |= {raw.hex().encode(), raw.hex().upper().encode(), base64.b64encode(raw).rstrip(b"="),
+                      str(int.from_bytes(raw, "big")).encode()}  # fmt: skip
+    return found
+
+
 def _processes_holding(secret: bytes) -> dict[int, list[str]]:
     """pid -> where (argv, environ) `secret` shows in a running process on this machine."""
     found: dict[int, list[str]] = {}
@@ -89,6 +109,7 @@ def _processes_holding(secret: bytes) -> dict[int, list[str]]:
 @pytest.mark.postgres
 def test_devnet_gives_the_duty_store_password_to_the_ha_nodes_alone(duty_store_url: str) -> None:
     directory = Path(tempfile.mkdtemp(prefix="hasq-devnet-secrets-"))
+    keys: set[bytes] = set()
     up = _cli(
         "devnet", "up", "--detach", "--dir", directory, "--validators", 3, "--ha-nodes", 2,
         "--slot-duration", 4, "--no-watcher", "--users", 1,
@@ -107,10 +128,25 @@ def test_devnet_gives_the_duty_store_password_to_the_ha_nodes_alone(duty_store_u
                 assert PASSWORD not in httpx.get(f"{node.url}{path}", timeout=5).text
         status = _cli("devnet", "status", "--dir", directory, "--json")
         assert status.returncode == 0 and PASSWORD not in status.stdout + status.stderr
+        # every key of the devnet, in any encoding, in nothing a node or the CLI shows, nor any process
+        keys = _key_secrets(directory)
+        assert len(keys) >= 4 * 3, len(keys)  # the validators' attester and publisher keys at least
+        shown = [status.stdout.encode(), status.stderr.encode(), up.stdout.encode(), up.stderr.encode()]
+        for node in state.nodes:
+            for path in ("/status", "/metrics"):
+                shown.append(httpx.get(f"{node.url}{path}", timeout=5).content)
+            call = {"jsonrpc": "2.0", "id": 1, "method": "node_getStatus", "params": []}
+            shown.append(httpx.post(node.url, json=call, timeout=5).content)
+        for key in keys:
+            assert not any(key in text for text in shown), key[:8]
+            assert not _processes_holding(key), key[:8]
     finally:
         _cli("devnet", "down", "--dir", directory, timeout=120)
     for path in directory.rglob("*"):
         if path.is_file() and path.name != HA_DB_URL_FILENAME:
             assert PASSWORD.encode() not in path.read_bytes(), path
+    for log in directory.rglob("*.log"):
+        text = log.read_bytes()
+        assert not any(key in text for key in keys), log
     assert (directory / HA_DB_URL_FILENAME).stat().st_mode & 0o077 == 0
     shutil.rmtree(directory, ignore_errors=True)
