@@ -106,3 +106,10 @@ def test_wallet_never_shows_rpc_credentials():
     shown = " ".join([str(failure.value), repr(wallet), repr(wallet.transport.endpoints)])
     assert KEY not in shown and PASSWORD not in shown
     assert "127.0.0.1" in shown
+
+
+def test_scrub_text_keeps_a_database_url_readable():
+    url = f"postgresql://u:{PASSWORD}#x@db.example:5432/duties_database_name?sslmode=require"
+    text = scrub_text(f"connection to {url} failed; password {PASSWORD}", [url])
+    assert PASSWORD not in text
+    assert "postgresql://u:***@db.example:5432/duties_database_name?sslmode=require" in text

@@ -33,6 +33,8 @@ _DELIMITERS = re.compile(r"[#?/@:\[\]]")
 # A URL inside free text (an exception message): up to the next blank or quote.
 _URL_IN_TEXT = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s'"<>]+""")
 
+_DATABASE_SCHEMES = ("postgresql://", "postgres://", "sqlite://")
+
 # A path segment this long, or a path of several segments, is treated as a key (…/v2/<key>, /<token>).
 _KEY_SEGMENT_LEN = 20
 
@@ -130,10 +132,23 @@ def scrub_endpoints(text: str, urls: Iterable[str]) -> str:
     return text
 
 
+def _is_database(url: str) -> bool:
+    return url.strip().lower().startswith(_DATABASE_SCHEMES)
+
+
 def scrub_text(text: str, urls: Iterable[str] = ()) -> str:
-    """`text` safe to print: the given URLs' secrets and every URL written in it redacted (as endpoints)."""
-    text = scrub_endpoints(text, urls)
-    text = _URL_IN_TEXT.sub(lambda m: redact_endpoint(m.group(0)), text)
+    """`text` safe to print: the given URLs' secrets and every URL written in it redacted (database URLs as
+    `redact_dsn` shows them, every other URL as an endpoint)."""
+    urls = list(urls)
+    for url in sorted(filter(_is_database, urls), key=len, reverse=True):
+        text = scrub_dsn(text, url)
+    text = scrub_endpoints(text, [u for u in urls if not _is_database(u)])
+
+    def redact(match: re.Match[str]) -> str:
+        url = match.group(0)
+        return redact_dsn(url) if _is_database(url) else redact_endpoint(url)
+
+    text = _URL_IN_TEXT.sub(redact, text)
     return _PASSWORD_PARAM.sub(rf"\1{HIDDEN}", text)
 
 
