@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from http_server import running_http_server
 
-INPUTS = int(os.environ.get("HASQ_FUZZ_INPUTS", "2400"))
+INPUTS = int(os.environ.get("HASQ_FUZZ_INPUTS", "2100"))
 REPLY_TIMEOUT_S = 20.0  # "no hang": a reply or a close within this, however loaded the machine
 
 METHODS = [

@@ -170,9 +170,7 @@ class _BoundedForward(logging.Handler):
         self.addFilter(BoundedLog(contained=(Exception,)))
 
     def emit(self, record: logging.LogRecord) -> None:
-        root = logging.getLogger()
-        if record.levelno >= root.getEffectiveLevel():
-            root.handle(record)
+        logging.getLogger().handle(record)  # as propagation would: the root's handlers, at their levels
 
 
 def route_libp2p_logs() -> None:
