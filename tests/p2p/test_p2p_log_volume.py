@@ -110,3 +110,28 @@ def test_rejection_summary_is_one_line_per_peer_per_window(caplog: pytest.LogCap
         "5999 messages rejected from peerA" in line or "6000 messages rejected from peerA" in line
         for line in lines
     ), lines
+
+
+def test_contained_libp2p_failures_are_one_bounded_line_each() -> None:
+    from libp2p.tools.anyio_service.exceptions import LifecycleError
+
+    from ha_sequencer.p2p.gossip import route_libp2p_logs
+
+    route_libp2p_logs()
+    lines = Lines()
+    root = logging.getLogger()
+    root.addHandler(lines)
+    try:
+        # what py-libp2p's service manager logs when a task is scheduled after shutdown, once per task
+        service_log = logging.getLogger("libp2p.tools.anyio_service.TrioManager.Pubsub")
+        for n in range(50):
+            try:
+                raise LifecycleError("Cannot schedule task after service has stopped")
+            except LifecycleError as exc:
+                service_log.error("%s: task %s exited with error: %s", "Pubsub", n, exc, exc_info=True)
+    finally:
+        root.removeHandler(lines)
+    text = lines.text()
+    assert 1 <= len(text) <= 5, text
+    assert all("\n" not in line and "Traceback" not in line for line in text), text
+    assert "LifecycleError: Cannot schedule task after service has stopped" in text[0]
