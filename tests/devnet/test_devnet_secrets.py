@@ -142,11 +142,13 @@ def test_devnet_gives_the_duty_store_password_to_the_ha_nodes_alone(duty_store_u
             assert not _processes_holding(key), key[:8]
     finally:
         _cli("devnet", "down", "--dir", directory, timeout=120)
-    for path in directory.rglob("*"):
-        if path.is_file() and path.name != HA_DB_URL_FILENAME:
-            assert PASSWORD.encode() not in path.read_bytes(), path
-    for log in directory.rglob("*.log"):
-        text = log.read_bytes()
-        assert not any(key in text for key in keys), log
-    assert (directory / HA_DB_URL_FILENAME).stat().st_mode & 0o077 == 0
-    shutil.rmtree(directory, ignore_errors=True)
+    try:
+        for path in directory.rglob("*"):
+            if path.is_file() and path.name != HA_DB_URL_FILENAME:
+                assert PASSWORD.encode() not in path.read_bytes(), path
+        for log in directory.rglob("*.log"):
+            text = log.read_bytes()
+            assert not any(key in text for key in keys), log
+        assert (directory / HA_DB_URL_FILENAME).stat().st_mode & 0o077 == 0
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
