@@ -56,7 +56,7 @@ class TcpProxy:
                 data = src.recv(65536)
                 if not data:
                     break
-                self._flowing.wait()
+                self._flowing.wait()  # frozen: bytes held, connections kept open (a hung peer, no reset)
                 dst.sendall(data)
                 if request and self._cut_after_request:
                     self._cut_after_request = False
@@ -78,6 +78,14 @@ class TcpProxy:
                 s.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 s.close()
+
+    def refuse(self) -> None:
+        """Drop all connections and close the listening socket: new connections are refused (RST)."""
+        self._closed = True
+        self.cut()
+        with contextlib.suppress(OSError):
+            self._server.close()
+        self._flowing.set()
 
     def restore(self) -> None:
         """Accept connections again."""

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 
 import typer
 from rich.console import Console
 
 from ha_sequencer import __version__
-from ha_sequencer.errors import HASequencerError
+from ha_sequencer.errors import EXIT_FAILURE_FOUND, HASequencerError
+from ha_sequencer.redact import scrub_text
+
+DEBUG_ENV = "HA_SEQUENCER_DEBUG"
 
 app = typer.Typer(
     name="ha-sequencer",
@@ -31,6 +36,12 @@ def _version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        envvar=DEBUG_ENV,
+        help="On an unexpected error, print its traceback (URLs in it still redacted).",
     ),
 ) -> None:
     """ha-sequencer."""
@@ -61,14 +72,56 @@ def _register() -> None:
 _register()
 
 
+def _urls(argv: list[str]) -> list[str]:
+    """Every URL the operator handed us (arguments and our environment): their secrets are never echoed."""
+    words = [*argv, *(v for k, v in os.environ.items() if k.startswith("HA_SEQUENCER_"))]
+    urls: list[str] = []
+    for word in words:
+        value = word.partition("=")[2] if word.startswith("--") and "=" in word else word
+        if "://" in value:
+            urls.append(value)
+    return urls
+
+
+def _project_error(exc: BaseException) -> HASequencerError | None:
+    """The project error inside `exc` (itself, or the first in an exception group a task nursery raised)."""
+    if isinstance(exc, HASequencerError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            found = _project_error(inner)  # pyright: ignore[reportUnknownArgumentType]
+            if found is not None:
+                return found
+    return None
+
+
+def _fail(message: str, exit_code: int, urls: list[str]) -> None:
+    _err.print("error:", style="bold red", end=" ")
+    _err.print(scrub_text(message, urls), markup=False, highlight=False, soft_wrap=True)
+    sys.exit(exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; project errors become one red line on stderr and their exit code."""
+    """Run the CLI: every error becomes one scrubbed line on stderr and an exit code (1, or 2 for usage).
+
+    Project errors carry their own message and code; anything else is an unexpected failure (exit 1) shown
+    as its type and first line, with its traceback only under `--debug`. Nothing printed holds a credential
+    of a URL given on the command line or in the environment.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    urls = _urls(args)
     try:
-        app(args=argv, standalone_mode=True)
-    except HASequencerError as exc:
-        _err.print("error:", style="bold red", end=" ")
-        _err.print(str(exc), markup=False, highlight=False)
-        sys.exit(exc.exit_code)
+        app(args=args, standalone_mode=True)
+    except Exception as exc:  # the one place every command's errors end: nothing escapes unscrubbed
+        project = _project_error(exc)
+        if project is not None:
+            _fail(str(project), project.exit_code, urls)
+        if "--debug" in args or os.environ.get(DEBUG_ENV, "").lower() in ("1", "true", "yes"):
+            _err.print(
+                scrub_text("".join(traceback.format_exception(exc)), urls), markup=False, highlight=False
+            )
+        first = (str(exc).strip().splitlines() or [""])[0]
+        _fail(f"unexpected {type(exc).__name__}: {first}", EXIT_FAILURE_FOUND, urls)
 
 
 if __name__ == "__main__":

@@ -96,3 +96,67 @@ def test_a_copy_with_the_fee_recipient_swapped_is_not_the_proposers() -> None:
     forged = genuine[:73] + b"\x77" * 32 + genuine[105:]
     assert _checks().check_proposal(forged, "peer") is Verdict.REJECT
     assert _checks().check_proposal(genuine, "peer") is Verdict.ACCEPT
+
+
+def _proposal_with_a_tx() -> bytes:
+    stx = signed_transfer(PARAMS, ACCOUNTS[2], ACCOUNTS[3].address, amount=9, fee=2, nonce=0)
+    block = Block(SLOT, b"\x22" * 32, b"\x11" * 32, b"\x44" * 32, stx.encode())
+    sig = sign_digest(_proposer(), proposal_digest(PARAMS, block.proposal))
+    return encode_signed_block(SignedBlock(block, sig))
+
+
+def _genuine_messages() -> dict[str, bytes]:
+    tx = signed_transfer(PARAMS, ACCOUNTS[0], ACCOUNTS[1].address, amount=5, fee=1, nonce=0)
+    return {
+        "proposal": _proposal_with_a_tx(),
+        "attestation": _attestation(ACCOUNTS[0]),
+        "tx": encode_tx_message(tx.encode()),
+    }
+
+
+def _verdict(kind: str, data: bytes) -> Verdict:
+    return getattr(_checks(), f"check_{kind}")(data, "peer")
+
+
+def test_every_byte_of_every_gossip_message_is_signed_or_checked() -> None:
+    # a relay that changes any byte (version, slot, archives, fee recipient, txs, amounts, signature) must
+    # not keep a message that still passes as its signer's: every flip of every byte is refused
+    for kind, genuine in _genuine_messages().items():
+        assert _verdict(kind, genuine) is Verdict.ACCEPT
+        accepted = []
+        for i in range(len(genuine)):
+            for flip in (0x01, 0x80, 0xFF):
+                mutated = bytearray(genuine)
+                mutated[i] ^= flip
+                if _verdict(kind, bytes(mutated)) is Verdict.ACCEPT:
+                    accepted.append((i, flip))
+        assert not accepted, (kind, accepted)
+        assert _verdict(kind, genuine + b"\x00") is not Verdict.ACCEPT  # trailing bytes: strict decoding
+        assert _verdict(kind, genuine[:-1]) is Verdict.REJECT
+
+
+def test_a_malleated_signature_is_refused() -> None:
+    # (r, n - s, v ^ 1) recovers the same signer from different bytes: only low-s signatures are taken
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    genuine = _genuine_messages()
+    offsets = {
+        "proposal": 105,
+        "attestation": len(genuine["attestation"]) - 65,
+        "tx": len(genuine["tx"]) - 65,
+    }
+    for kind, data in genuine.items():
+        at = offsets[kind]
+        r, s, v = data[at : at + 32], int.from_bytes(data[at + 32 : at + 64], "big"), data[at + 64]
+        assert v in (27, 28), (kind, v)  # the offset is the signature's
+        high = r + (n - s).to_bytes(32, "big") + bytes([55 - v])
+        assert _verdict(kind, data[:at] + high + data[at + 65 :]) is Verdict.REJECT, kind
+
+
+def test_spam_policy_min_tx_fee() -> None:
+    cache = CommitteeCache(PARAMS)
+    checks = GossipChecks(PARAMS, cache, lambda: SLOT, min_tx_fee=3)
+    unfunded = Account.create()
+    for fee, verdict in ((0, Verdict.IGNORE), (2, Verdict.IGNORE), (3, Verdict.ACCEPT), (4, Verdict.ACCEPT)):
+        stx = signed_transfer(PARAMS, unfunded, ACCOUNTS[1].address, amount=0, fee=fee, nonce=0)
+        # under the minimum: not relayed, and the peer is not blamed (the protocol allows any fee)
+        assert checks.check_tx(encode_tx_message(stx.encode()), "peer") is verdict, fee

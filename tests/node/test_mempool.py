@@ -258,3 +258,18 @@ def test_selected_blocks_always_apply_and_conserve_supply(rounds):
         assert state.total_supply() == supply
         for stx in pool.pending():
             assert stx.tx.nonce >= state.nonce(stx.sender)
+
+
+def test_min_fee_spam_policy(state):
+    pool = Mempool(PARAMS, 10, min_fee=2)
+    unfunded = Account.from_key(keccak(b"mempool-test-unfunded"))
+    err = rejection(pool, signed(unfunded, BOB.address, 0, 0, 0), state)  # costs its sender nothing
+    assert err.rejection is MempoolRejection.FEE_TOO_LOW and err.rpc_code == -32008
+    assert "at least 2" in str(err)
+    assert (
+        rejection(pool, signed(ALICE, BOB.address, 10, 1, 0), state).rejection is MempoolRejection.FEE_TOO_LOW
+    )
+    pool.add(signed(ALICE, BOB.address, 10, 2, 0), state)
+    assert len(pool) == 1
+    with pytest.raises(ValueError):
+        Mempool(PARAMS, 10, min_fee=-1)

@@ -107,11 +107,17 @@ def up(
     headless: bool = typer.Option(
         False, "--headless", hidden=True, help="Internal: the detached supervisor."
     ),
+    ha_db_stdin: bool = typer.Option(
+        False, "--ha-db-stdin", hidden=True, help="Internal: read the duty store URL from stdin."
+    ),
 ) -> None:
     """Start anvil, deploy, make keys, fund, register, start every node; Ctrl-C stops everything."""
     from ha_sequencer.devnet import supervisor
-    from ha_sequencer.devnet.orchestrator import DevnetConfig
+    from ha_sequencer.devnet.orchestrator import DevnetConfig, drop_inherited_secrets
 
+    if ha_db_stdin:
+        ha_db = sys.stdin.readline().strip() or None
+    drop_inherited_secrets()  # read above (typer took --ha-db from the environment): no child inherits it
     config = DevnetConfig(
         directory=directory,
         validators=validators,
@@ -138,7 +144,6 @@ def up(
             argv += ["--duty-lease", str(duty_lease)]
         if prometheus:
             argv.append("--prometheus")
-        # the duty store URL (it may hold a password) reaches the child through its environment
         supervisor.detach(
             config, argv, lambda line: _out.print(line, markup=False, highlight=False), ha_db=ha_db
         )

@@ -70,6 +70,11 @@ KEYS_TIMEOUT_S = 120.0
 NETWORK_NAME = "devnet"
 SUPERVISOR_MARKER = ("ha-sequencer", "ha_sequencer", "pytest")  # how the supervisor may have been run
 MNEMONIC_ENV = "HA_SEQUENCER_MNEMONIC"
+SUPERVISOR_HA_DB_ENV = "HA_SEQUENCER_DEVNET_HA_DB"  # read by `devnet up --ha-db`
+# Variables that may carry the duty store's password: read once by `devnet up`, then dropped from its
+# environment so that no process it starts (anvil, Prometheus, key tools, nodes) inherits them; the HA nodes
+# alone get the URL back, explicitly.
+DUTY_STORE_ENVS = (SUPERVISOR_HA_DB_ENV, HA_DB_ENV)
 
 
 def cli_command() -> list[str]:
@@ -141,14 +146,20 @@ class ValidatorPlan:
         return f"ha{j}" if self.ha else f"v{self.index}"
 
 
+def drop_inherited_secrets() -> None:
+    """Forget the duty store variables (`DUTY_STORE_ENVS`): children inherit nothing they do not need."""
+    for name in DUTY_STORE_ENVS:
+        os.environ.pop(name, None)
+
+
 def node_env(entry: NodeEntry, ha_db_url: str | None) -> dict[str, str]:
-    """A node's environment (the duty store URL rides here, not in argv: it may hold a password)."""
+    """A node's environment: the HA nodes alone get the duty store URL (here, not in argv: it may hold a
+    password); no node gets the mnemonic."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop(MNEMONIC_ENV, None)
+    for name in (MNEMONIC_ENV, *DUTY_STORE_ENVS):
+        env.pop(name, None)
     if entry.ha and ha_db_url:
         env[HA_DB_ENV] = ha_db_url
-    else:
-        env.pop(HA_DB_ENV, None)
     return env
 
 

@@ -8,7 +8,6 @@ devnet is ready, so scripts and CI can drive it with `devnet status`, `failover-
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import time
@@ -18,7 +17,13 @@ from rich.console import Console
 from rich.live import Live
 
 from ha_sequencer.devnet.load import TxLoad
-from ha_sequencer.devnet.orchestrator import Devnet, DevnetConfig, cli_command, log_tail
+from ha_sequencer.devnet.orchestrator import (
+    Devnet,
+    DevnetConfig,
+    cli_command,
+    drop_inherited_secrets,
+    log_tail,
+)
 from ha_sequencer.devnet.prometheus import FiringAlert
 from ha_sequencer.devnet.state import DevnetError, load_state, pid_alive, state_path
 from ha_sequencer.devnet.view import Monitor, alert_changes, render, slot_line, status_urls
@@ -28,7 +33,7 @@ from ha_sequencer.errors import InputError
 REFRESH_S = 1.0
 DETACH_TIMEOUT_S = 300.0
 SUPERVISOR_LOG = "devnet.log"
-HA_DB_ENV = "HA_SEQUENCER_DEVNET_HA_DB"  # read by `devnet up --ha-db`
+HA_DB_STDIN_FLAG = "--ha-db-stdin"  # the detached supervisor reads its duty store URL from stdin
 
 
 class _Stop(BaseException):
@@ -136,19 +141,26 @@ def _headless_loop(devnet: Devnet, monitor: Monitor, say) -> None:
 
 
 def detach(config: DevnetConfig, argv: list[str], say, *, ha_db: str | None = None) -> None:
-    """Run `devnet up --headless …` in its own session and wait until its devnet is ready."""
+    """Run `devnet up --headless …` in its own session and wait until its devnet is ready.
+
+    The duty store URL (it may hold a password) goes to the supervisor on its stdin: never in its argv,
+    never in its environment, where every process it starts would inherit it.
+    """
     directory = Path(config.directory).resolve()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     log_path = directory / SUPERVISOR_LOG
+    drop_inherited_secrets()
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [*cli_command(), "devnet", "up", "--headless", *argv],
-            stdin=subprocess.DEVNULL,
+            [*cli_command(), "devnet", "up", "--headless", *argv, *([HA_DB_STDIN_FLAG] if ha_db else [])],
+            stdin=subprocess.PIPE,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, **({HA_DB_ENV: ha_db} if ha_db else {})},
         )
+    assert proc.stdin is not None
+    with proc.stdin:
+        proc.stdin.write(f"{ha_db or ''}\n".encode())
     deadline = time.monotonic() + DETACH_TIMEOUT_S
     while True:
         if proc.poll() is not None:

@@ -270,7 +270,7 @@ class DutyGuard:
     # -- health ----------------------------------------------------------------------------------------------
     @property
     def healthy(self) -> bool:
-        """The store's health (false within 2 s of an outage); also sets the `hasq_ha_store_healthy` gauge."""
+        """The store's health (false within 1 s of an outage); also sets the `hasq_ha_store_healthy` gauge."""
         ok = self.store.healthy
         self.metrics.store_healthy.labels(self.node_id).set(1 if ok else 0)
         return ok

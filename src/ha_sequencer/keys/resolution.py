@@ -49,6 +49,7 @@ from ha_sequencer.keys.schema import (
     RemoteSignerConfigObject,
     Secret,
 )
+from ha_sequencer.redact import redact_endpoint
 
 MAX_KEY_FILE_BYTES = 4 * 1024 * 1024
 NODE_KEYS_DIR = "keys"  # a node folder's key files: NODE/keys/NAME beside NODE/keystore.json
@@ -283,7 +284,11 @@ class _Resolver:
             address = cfg if isinstance(cfg, str) else cfg.address
             url = cfg.remoteSignerUrl if isinstance(cfg, RemoteSignerAccount) else None
             url = url or _remote_url(remote)
-            where = f"remote signer {url}" if url else "a remote signer, and no remoteSigner is configured"
+            where = (
+                f"remote signer {redact_endpoint(url)}"
+                if url
+                else "a remote signer, and no remoteSigner is configured"
+            )
             message = (
                 f"account {address} is held by {where}; ha-sequencer signs with local keys only "
                 "(use a private key or a {path, password} key file)"

@@ -202,7 +202,7 @@ class Node:
         config = self.config
         clock = SlotClock(SlotTiming(params.genesis_time, params.slot_duration))
         chain = Chain(params, network.allocation)
-        mempool = Mempool(params)
+        mempool = Mempool(params, min_fee=self.config.min_tx_fee)
         self.metrics.slot_duration.set(params.slot_duration)
         committees = CommitteeCache(params, self.client.epoch_committee)
         audit = DutyAudit(
@@ -290,7 +290,13 @@ class Node:
 
     async def _serve(self, s: Services, heartbeat: Heartbeat, stop: trio.Event) -> None:
         """Join gossip, start every component, run duties until a signal stops the scheduler."""
-        checks = GossipChecks(s.params, s.committees, s.clock.current_slot, sightings=s.detector)
+        checks = GossipChecks(
+            s.params,
+            s.committees,
+            s.clock.current_slot,
+            sightings=s.detector,
+            min_tx_fee=self.config.min_tx_fee,
+        )
         async with s.gossip:
             await s.gossip.subscribe(TX_TOPIC, checks.check_tx)
             await s.gossip.subscribe(PROPOSAL_TOPIC, checks.check_proposal)

@@ -10,7 +10,13 @@ from ha_sequencer.cli_options import RollupAddress
 from ha_sequencer.monitoring.funds import DEFAULT_CHECK_INTERVAL_S, DEFAULT_TOPUP_AMOUNT_ETH
 from ha_sequencer.monitoring.service import FundsSettings
 from ha_sequencer.monitoring.thresholds import DEFAULT_MIN_ETH, DEFAULT_WARN_ETH
-from ha_sequencer.node.config import DEFAULT_HTTP_PORT, DEFAULT_NETWORK, DEFAULT_P2P_PORT, build_config
+from ha_sequencer.node.config import (
+    DEFAULT_HTTP_PORT,
+    DEFAULT_MIN_TX_FEE,
+    DEFAULT_NETWORK,
+    DEFAULT_P2P_PORT,
+    build_config,
+)
 
 app = typer.Typer(help="Run a sequencer node.", no_args_is_help=True)
 
@@ -104,6 +110,14 @@ def start(
         help="When no twin is live in the duty store at start, listen this many slots before the first "
         "signature: a signature of our attesters seen meanwhile halts instead (0: off).",
     ),
+    min_tx_fee: int = typer.Option(
+        DEFAULT_MIN_TX_FEE,
+        "--min-tx-fee",
+        min=0,
+        envvar=f"{_ENV}MIN_TX_FEE",
+        help="Spam policy: the lowest L2 fee a tx must pay to enter this node's mempool or be relayed "
+        "by its gossip (blocks of other proposers are taken whatever their fees).",
+    ),
     log_level: str = typer.Option("INFO", "--log-level", envvar=f"{_ENV}LOG_LEVEL", help="Log level."),
     min_balance: str = typer.Option(
         DEFAULT_MIN_ETH,
@@ -168,6 +182,7 @@ def start(
         keystore_password=keystore_password,
         lease_s=lease,
         doppelganger_slots=doppelganger_slots,
+        min_tx_fee=min_tx_fee,
         funds=FundsSettings(
             min_eth=min_balance,
             warn_eth=warn_balance,

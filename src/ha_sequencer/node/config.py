@@ -51,6 +51,11 @@ def parse_multiaddrs(value: str | None) -> list[str]:
     return out
 
 
+# Spam policy: the protocol takes any fee, a node's mempool and gossip relay take at least this (L2 units).
+# Zero-fee txs cost a sender nothing, so an unfunded key could fill every mempool and gossip link for free.
+DEFAULT_MIN_TX_FEE = 1
+
+
 @dataclass(frozen=True)
 class HaDb:
     """Where the duty store lives: `kind` is "sqlite" or "postgres"; `url` is what `ha.open_store` takes."""
@@ -137,6 +142,7 @@ class NodeConfig:
     keystore_password: str | None = field(default=None, repr=False)
     lease_s: float | None = None
     doppelganger_slots: int = 0
+    min_tx_fee: int = DEFAULT_MIN_TX_FEE
     # publisher balance thresholds, top-ups and the alert webhook
     funds: FundsSettings = FundsSettings()
 
@@ -170,6 +176,7 @@ def build_config(
     keystore_password: str | None,
     lease_s: float | None = None,
     doppelganger_slots: int = 0,
+    min_tx_fee: int = DEFAULT_MIN_TX_FEE,
     funds: FundsSettings | None = None,
     ha_db_allow_async: bool = False,
 ) -> NodeConfig:
@@ -182,6 +189,8 @@ def build_config(
             raise ConfigError(f"{flag}: {p} is not a TCP port")
     if doppelganger_slots < 0:
         raise ConfigError(f"--doppelganger-slots: must be 0 or more, got {doppelganger_slots}")
+    if min_tx_fee < 0:
+        raise ConfigError(f"--min-tx-fee: must be 0 or more, got {min_tx_fee}")
     if keystore_password_file is not None and not keystore_password_file.is_file():
         raise ConfigError(f"--keystore-password-file: {keystore_password_file} is not a file")
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -203,6 +212,7 @@ def build_config(
         keystore_password=keystore_password,
         lease_s=lease_s,
         doppelganger_slots=doppelganger_slots,
+        min_tx_fee=min_tx_fee,
         funds=check_funds(funds or FundsSettings()),
         ha_db_allow_async=ha_db_allow_async,
     )

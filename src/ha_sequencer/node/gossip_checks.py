@@ -58,8 +58,11 @@ class GossipChecks:
         committees: CommitteeCache,
         current_slot: Callable[[], int],
         sightings: Sightings | None = None,
+        *,
+        min_tx_fee: int = 0,
     ) -> None:
         self.params = params
+        self.min_tx_fee = min_tx_fee
         self.committees = committees
         self.current_slot = current_slot
         # every signature-valid message, also a second different one of a signer that gossip then ignores:
@@ -98,7 +101,8 @@ class GossipChecks:
         if proposer is None:
             return Verdict.IGNORE
         if msg.proposer != proposer:
-            log.info(
+            # per message at DEBUG: a peer's rejections are summarised once a minute (p2p.validation)
+            log.debug(
                 "slot %d: proposal signed by %s, the proposer is %s: reject", slot, msg.proposer, proposer
             )
             return Verdict.REJECT
@@ -119,17 +123,20 @@ class GossipChecks:
         if member is None:
             return Verdict.IGNORE
         if not member:
-            log.info("slot %d: attestation by %s, not on the committee: reject", slot, msg.attester)
+            log.debug("slot %d: attestation by %s, not on the committee: reject", slot, msg.attester)
             return Verdict.REJECT
         return self._first_of(self._attestations, "attestation", slot, msg.attester, msg.digest)
 
     def check_tx(self, data: bytes, from_peer: str) -> Verdict:
-        """Validator of `/hasq/1/tx` (stateful checks — nonce, balance — happen in the mempool)."""
+        """Validator of `/hasq/1/tx`: well formed, signed by its sender, paying at least `min_tx_fee`
+        (stateful checks — nonce, balance — happen in the mempool)."""
         try:
             stx = parse_tx(self.params, data)
         except (WireError, InvalidTxs, ValueError) as exc:
             log.debug("tx from %s rejected: %s", from_peer, exc)
             return Verdict.REJECT
+        if stx.tx.fee < self.min_tx_fee:  # valid, but under our spam policy: not relayed, the peer not blamed
+            return Verdict.IGNORE
         if not stx.is_signed_by_sender(self.params):
             return Verdict.REJECT
         return Verdict.ACCEPT

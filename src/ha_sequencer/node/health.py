@@ -28,6 +28,7 @@ from ha_sequencer.p2p.gossip import GossipNode
 log = logging.getLogger(__name__)
 
 HEALTH_INTERVAL_S = 1.0
+STORE_HEALTH_S = 0.1  # the duty store's health is read this often (its probe runs apart: ha/sqlbase.py)
 HEARTBEAT_S = 1.0
 NODE_STALE_S = (
     4.0  # a node id whose heartbeat is older than this is presumed dead (a restart waits this long)
@@ -134,14 +135,16 @@ class HealthMonitor:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Probe until cancelled; `task_status` fires after the first probe."""
-        await self._probe()
-        task_status.started()
-        while True:
-            await trio.sleep(HEALTH_INTERVAL_S)
+        store = StoreHealthWatch(self._health, lambda: self._guard.healthy)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.run)
             await self._probe()
+            task_status.started()
+            while True:
+                await trio.sleep(HEALTH_INTERVAL_S)
+                await self._probe()
 
     async def _probe(self) -> None:
-        self._health.store(await trio.to_thread.run_sync(lambda: self._guard.healthy))
         sync_error = self._sync.status.last_error
         if self._client.healthy and sync_error is None:
             self._health.l1_ok()
@@ -153,6 +156,23 @@ class HealthMonitor:
         except DutyStoreError:
             return  # the store probe above reports it; the last known halts stay
         self._halts.note(halts)
+
+
+class StoreHealthWatch:
+    """The duty store's health into `Health` every `STORE_HEALTH_S`: /status follows the store's own probe
+    within that (the probe pings in its own thread, so a hung store never blocks this loop)."""
+
+    def __init__(self, health: Health, healthy: Callable[[], bool]) -> None:
+        self._health = health
+        self._healthy = healthy
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Read until cancelled; `task_status` fires after the first reading."""
+        self._health.store(await trio.to_thread.run_sync(self._healthy))  # the first reading pings
+        task_status.started()
+        while True:
+            await trio.sleep(STORE_HEALTH_S)
+            self._health.store(self._healthy())
 
 
 class Heartbeat:

@@ -45,6 +45,7 @@ class MempoolRejection(enum.Enum):
     ALREADY_KNOWN = (-32005, "already known")
     REPLACEMENT_UNDERPRICED = (-32006, "replacement transaction underpriced")
     POOL_FULL = (-32007, "mempool is full")
+    FEE_TOO_LOW = (-32008, "fee below this node's minimum")
 
     @property
     def rpc_code(self) -> int:
@@ -110,9 +111,13 @@ class Mempool:
         *,
         max_nonce_ahead: int = DEFAULT_MAX_NONCE_AHEAD,
         replacement_bump_percent: int = DEFAULT_REPLACEMENT_BUMP_PERCENT,
+        min_fee: int = 0,
     ) -> None:
-        if max_size <= 0 or max_nonce_ahead <= 0 or replacement_bump_percent < 0:
-            raise ValueError("max_size and max_nonce_ahead must be positive, replacement_bump_percent ≥ 0")
+        if max_size <= 0 or max_nonce_ahead <= 0 or replacement_bump_percent < 0 or min_fee < 0:
+            raise ValueError(
+                "max_size and max_nonce_ahead must be positive, replacement_bump_percent and min_fee ≥ 0"
+            )
+        self.min_fee = min_fee
         self.params = params
         self.max_size = max_size
         self.max_nonce_ahead = max_nonce_ahead
@@ -149,6 +154,10 @@ class Mempool:
 
     def add(self, stx: SignedTx, state: L2State) -> AddResult:
         """Admit a tx checked against `state` (the local tip), or raise `MempoolError` saying why not."""
+        if stx.tx.fee < self.min_fee:  # first: refusing spam costs no signature recovery
+            raise MempoolError(
+                MempoolRejection.FEE_TOO_LOW, f"fee {stx.tx.fee}, this node takes at least {self.min_fee}"
+            )
         tx_hash = stx.digest(self.params)
         if tx_hash in self._by_hash:
             raise MempoolError(MempoolRejection.ALREADY_KNOWN, f"tx 0x{tx_hash.hex()}")

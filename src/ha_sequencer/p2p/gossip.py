@@ -46,11 +46,13 @@ from libp2p.pubsub.score import ScoreParams
 from libp2p.tools.anyio_service import background_trio_service
 from prometheus_client import CollectorRegistry
 
+from ha_sequencer.log_limits import BoundedLog
 from ha_sequencer.p2p import topics as topic_caps
 from ha_sequencer.p2p.errors import ListenError, MultiaddrError, PublishError
 from ha_sequencer.p2p.identity import load_or_create_peer_key, peer_id_of
 from ha_sequencer.p2p.validation import (
     GossipMetrics,
+    RejectionSummary,
     SeenCache,
     TopicGate,
     Validator,
@@ -158,6 +160,19 @@ def ensure_port_free(host: str, port: int) -> None:
             raise ListenError(f"p2p listen address {host}:{port} is unusable: {exc.strerror}") from None
 
 
+class _BoundedForward(logging.Handler):
+    """Hands py-libp2p's records to the root logger's handlers, at most a few of each kind per minute, a
+    contained failure's traceback cut to one line (a filter on a handler sees every child logger's records,
+    including those of loggers py-libp2p creates per service later)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.addFilter(BoundedLog(contained=(Exception,)))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger().handle(record)  # as propagation would: the root's handlers, at their levels
+
+
 def route_libp2p_logs() -> None:
     """Send py-libp2p's log records through the application's handlers, minus routine dial failures.
 
@@ -166,7 +181,13 @@ def route_libp2p_logs() -> None:
     every failed TCP dial at ERROR, which is routine while a bootstrap peer is down (our reconnect
     loop logs those at DEBUG).
     """
-    logging.getLogger("libp2p").propagate = True
+    libp2p = logging.getLogger("libp2p")
+    # A hostile peer drives py-libp2p's warnings (one per subscription over its cap, per oversized RPC) and
+    # the tracebacks of failures it contains (LifecycleError when a task is scheduled at shutdown): its
+    # records pass one bounded handler on their way to the application's handlers.
+    if not any(isinstance(h, _BoundedForward) for h in libp2p.handlers):
+        libp2p.addHandler(_BoundedForward())
+    libp2p.propagate = False
     logging.getLogger("libp2p.transport.tcp.tcp").setLevel(logging.CRITICAL)
     # auto_connector.py forces its own logger to INFO and reports "below target (200 connections)" often.
     logging.getLogger("libp2p.network.auto_connector").setLevel(logging.WARNING)
@@ -259,6 +280,7 @@ class GossipNode:
         self._bootstrap = [b for b in parse_bootstrap(bootstrap) if b[1].to_base58() != self.peer_id]
         self._gates: dict[str, TopicGate] = {}
         self._seen = SeenCache(ttl_s=float(self.config.seen_ttl_s))
+        self.rejections = RejectionSummary()
         self._send, self._receive = trio.open_memory_channel[GossipMessage](self.config.receive_queue_size)
         self._host: Any = None
         self._pubsub: _ContainedPubsub | None = None
@@ -405,7 +427,7 @@ class GossipNode:
         if topic in self._gates:
             raise ValueError(f"already subscribed to {topic}")
         cap = max_bytes if max_bytes is not None else topic_caps.max_bytes(topic)
-        self._gates[topic] = TopicGate(topic, cap, validator, self.metrics, self._seen)
+        self._gates[topic] = TopicGate(topic, cap, validator, self.metrics, self._seen, self.rejections)
         pubsub.set_topic_validator(topic, self._pubsub_validator, False)
         await pubsub.subscribe(topic)
 

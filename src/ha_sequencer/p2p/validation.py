@@ -12,6 +12,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
 
@@ -128,6 +129,62 @@ class GossipMetrics:
         return self.messages.labels(topic=topic, verdict=verdict.value)._value.get()
 
 
+# A peer's rejected messages: the first is logged at once, then one summary line per peer per window.
+REJECTION_SUMMARY_S = 60.0
+MAX_SUMMARISED_PEERS = 4096
+
+
+@dataclass
+class _PeerRejections:
+    since: float
+    by_topic: dict[str, int]
+
+
+class RejectionSummary:
+    """Rejected gossip messages per peer, logged at a bounded rate: a hostile peer controls its own counts
+    (and `GossipMetrics`), never the node's log volume."""
+
+    def __init__(self, window_s: float = REJECTION_SUMMARY_S, clock: Callable[[], float] = time.monotonic):
+        self.window_s = window_s
+        self.clock = clock
+        self._peers: OrderedDict[str, _PeerRejections] = OrderedDict()
+
+    def note(self, topic: str, from_peer: str) -> None:
+        """Count one rejected message of `from_peer`; log when the peer is new or its window is over."""
+        now = self.clock()
+        entry = self._peers.get(from_peer)
+        if entry is None:
+            if len(self._peers) >= MAX_SUMMARISED_PEERS:
+                self._peers.popitem(last=False)
+            self._peers[from_peer] = _PeerRejections(now, {})
+            log.info(
+                "gossip %s: rejected a message from %s (further rejections from it: one line per %g s)",
+                topic,
+                from_peer,
+                self.window_s,
+            )
+            return
+        entry.by_topic[topic] = entry.by_topic.get(topic, 0) + 1
+        if now - entry.since >= self.window_s:
+            self.flush(from_peer)
+
+    def flush(self, from_peer: str) -> None:
+        """Log the peer's counts since its last line (if any) and start a new window."""
+        entry = self._peers.get(from_peer)
+        if entry is None or not entry.by_topic:
+            return
+        now = self.clock()
+        counts = ", ".join(f"{topic}: {n}" for topic, n in sorted(entry.by_topic.items()))
+        log.info(
+            "gossip: %d messages rejected from %s in the last %.0f s (%s)",
+            sum(entry.by_topic.values()),
+            from_peer,
+            now - entry.since,
+            counts,
+        )
+        entry.since, entry.by_topic = now, {}
+
+
 class TopicGate:
     """The validation pipeline of one topic: size cap, content-id seen cache, then the node's `check`.
 
@@ -143,8 +200,10 @@ class TopicGate:
         check: Validator | None,
         metrics: GossipMetrics,
         seen: SeenCache | None = None,
+        rejections: RejectionSummary | None = None,
     ) -> None:
         self.topic = topic
+        self.rejections = rejections if rejections is not None else RejectionSummary()
         self.max_bytes = max_bytes
         self.check = check
         self.metrics = metrics
@@ -154,6 +213,8 @@ class TopicGate:
         """Validate one received payload and count the verdict."""
         verdict = self._decide(data, from_peer)
         self.metrics.count(self.topic, verdict)
+        if verdict is Verdict.REJECT:
+            self.rejections.note(self.topic, from_peer)
         return verdict
 
     def _decide(self, data: bytes, from_peer: str) -> Verdict:
