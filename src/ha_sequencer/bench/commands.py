@@ -41,6 +41,13 @@ def guard(
         "--private-pg",
         help="postgres: a throwaway local cluster with fsync off (isolates the guard's cost from the disk).",
     ),
+    seed: int | None = typer.Option(
+        None,
+        "--seed",
+        envvar="HA_RACE_SEED",
+        show_default=False,
+        help="Seed of the racers' choices (default: random; printed either way, to replay a run).",
+    ),
     as_json: JsonObject = False,
 ) -> None:
     """Race N guarded signers on M duties; report outcomes, claim latency and guarded vs raw signing rate."""
@@ -48,7 +55,7 @@ def guard(
         raise InputError(f"--store: expected sqlite or postgres, got {store!r}")
     if private_pg and store != "postgres":
         raise InputError("--private-pg: only with --store postgres")
-    result = bench_guard_run(store, nodes, duties, db, p_same=p_same, private_pg=private_pg)
+    result = bench_guard_run(store, nodes, duties, db, p_same=p_same, private_pg=private_pg, seed=seed)
     if as_json:
         typer.echo(json.dumps(result))
     else:

@@ -24,6 +24,7 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 
 from ha_sequencer.bench.stats import percentile
+from ha_sequencer.errors import InputError
 from ha_sequencer.ha.outcomes import (
     Adopted,
     Busy,
@@ -35,6 +36,7 @@ from ha_sequencer.ha.outcomes import (
 )
 
 KEY_ENV = "HA_RACER_KEY"  # the attester key reaches racers through the environment, never argv or logs
+SEED_ENV = "HA_RACE_SEED"  # replays a race or a benchmark: every racer's seed derives from it
 RETRYABLE = (Busy, LostClaim, StoreUnavailable)
 BARRIER_TIMEOUT_S = 120
 
@@ -175,6 +177,19 @@ class RaceResult:
     returncodes: dict[str, int] = field(default_factory=dict)
     attester: str = ""
     rollup: str = ""
+    seed: int = 0
+
+
+def race_seed(seed: int | None = None) -> int:
+    """The seed of a race or benchmark: `seed`, else `HA_RACE_SEED`, else fresh; printed for a replay."""
+    if seed is None:
+        raw = os.environ.get(SEED_ENV, "").strip()
+        try:
+            seed = int(raw) if raw else random.randrange(1 << 31)
+        except ValueError:
+            raise InputError(f"{SEED_ENV}: not an integer: {raw!r}") from None
+    print(f"race seed {seed} (replay: {SEED_ENV}={seed})", file=sys.stderr, flush=True)
+    return seed
 
 
 def run_race(
@@ -191,8 +206,15 @@ def run_race(
     key: bytes | None = None,
     rollup: str | None = None,
     timeout_s: float = 300,
+    seed: int | None = None,
 ) -> RaceResult:
-    """Start `nodes` racer processes on one store and one attester, release them together, collect traces."""
+    """Start `nodes` racer processes on one store and one attester, release them together, collect traces.
+
+    Every racer's choices (digests, injected faults) derive from `seed`: given, else `HA_RACE_SEED`, else
+    random; it is printed to stderr so a failing race can be replayed with `HA_RACE_SEED=…`.
+    """
+    seed = race_seed(seed)
+    seeds = random.Random(seed)
     account = Account.from_key(key) if key is not None else Account.create()
     rollup_address = rollup or Account.create().address
     work = Path(tempfile.mkdtemp(prefix="ha-race-"))
@@ -220,7 +242,7 @@ def run_race(
                 "--lease",
                 str(lease_s),
                 "--seed",
-                str(random.randrange(1 << 30)),
+                str(seeds.randrange(1 << 30)),
                 "--workdir",
                 str(work),
             ]
@@ -245,7 +267,7 @@ def run_race(
                 }
                 time.sleep(0.005)
             (work / "go-raw").touch()
-        result = RaceResult(attester=account.address, rollup=rollup_address)
+        result = RaceResult(attester=account.address, rollup=rollup_address, seed=seed)
         for node_id, proc in procs.items():
             result.returncodes[node_id] = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
             lines = []
@@ -315,6 +337,7 @@ def bench_guard_run(
     db: str | None = None,
     p_same: float = 0.5,
     private_pg: bool = False,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """Run the guard benchmark; the figures of `bench guard`: outcomes, claim latency, signing rates."""
     from ha_sequencer.ha.backends import open_store
@@ -323,7 +346,8 @@ def bench_guard_run(
         from ha_sequencer.localnet.postgres import PrivatePostgres
 
         with PrivatePostgres() as pg:
-            result = bench_guard_run("postgres", nodes, duties, pg.create_database("bench"), p_same)
+            url = pg.create_database("bench")
+            result = bench_guard_run("postgres", nodes, duties, url, p_same, seed=seed)
         return {**result, "db": "private cluster, fsync off"}
     cleanup: Callable[[], None] | None = None
     if db is None:
@@ -357,7 +381,7 @@ def bench_guard_run(
 
     try:
         open_store(db, migrate=True).close()
-        result = run_race(db, nodes=nodes, duties=duties, p_same=p_same, raw=True)
+        result = run_race(db, nodes=nodes, duties=duties, p_same=p_same, raw=True, seed=seed)
     finally:
         if cleanup is not None:
             cleanup()
@@ -369,6 +393,7 @@ def bench_guard_run(
     raw_s = max(s["raw_s"] for s in summaries)
     return {
         "store": store_kind,
+        "seed": result.seed,
         "nodes": nodes,
         "duties": duties,
         "signed": a["new_signature"],

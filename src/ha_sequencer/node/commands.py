@@ -97,6 +97,13 @@ def start(
         help="When no twin is live in the duty store at start, listen this many slots before the first "
         "signature: a signature of our attesters seen meanwhile halts instead (0: off).",
     ),
+    allow_fault_injection: bool = typer.Option(
+        False,
+        "--allow-fault-injection",
+        envvar=f"{_ENV}ALLOW_FAULT_INJECTION",
+        help="Honour HA_GUARD_FAULTS (the duty guard kills or fails itself on purpose: tests and chaos runs "
+        "only). Without this flag a node refuses to start while HA_GUARD_FAULTS is set.",
+    ),
     log_level: str = typer.Option("INFO", "--log-level", envvar=f"{_ENV}LOG_LEVEL", help="Log level."),
     min_balance: str = typer.Option(
         DEFAULT_MIN_ETH,
@@ -160,6 +167,7 @@ def start(
         keystore_password=keystore_password,
         lease_s=lease,
         doppelganger_slots=doppelganger_slots,
+        allow_fault_injection=allow_fault_injection,
         funds=FundsSettings(
             min_eth=min_balance,
             warn_eth=warn_balance,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ha_sequencer.errors import InputError
+from ha_sequencer.ha.faults import FAULT_ENV, parse_faults
 from ha_sequencer.monitoring.alerts import check_webhook_url
 from ha_sequencer.monitoring.eth import parse_eth
 from ha_sequencer.monitoring.service import FundsSettings
@@ -135,6 +137,8 @@ class NodeConfig:
     keystore_password: str | None = field(default=None, repr=False)
     lease_s: float | None = None
     doppelganger_slots: int = 0
+    # the guard's fault points (a test and chaos facility) honour HA_GUARD_FAULTS only with this flag
+    allow_fault_injection: bool = False
     # publisher balance thresholds, top-ups and the alert webhook
     funds: FundsSettings = FundsSettings()
 
@@ -169,6 +173,7 @@ def build_config(
     lease_s: float | None = None,
     doppelganger_slots: int = 0,
     funds: FundsSettings | None = None,
+    allow_fault_injection: bool = False,
 ) -> NodeConfig:
     """Validate raw flag values into a NodeConfig (raises ConfigError naming the flag)."""
     if not keystore.exists():
@@ -179,6 +184,16 @@ def build_config(
             raise ConfigError(f"{flag}: {p} is not a TCP port")
     if doppelganger_slots < 0:
         raise ConfigError(f"--doppelganger-slots: must be 0 or more, got {doppelganger_slots}")
+    if os.environ.get(FAULT_ENV) and not allow_fault_injection:
+        raise ConfigError(
+            f"{FAULT_ENV} is set: fault injection makes the duty guard kill or fail itself on purpose "
+            "(tests and chaos runs only); unset it, or pass --allow-fault-injection"
+        )
+    if allow_fault_injection and os.environ.get(FAULT_ENV):
+        try:
+            parse_faults(os.environ[FAULT_ENV])
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if keystore_password_file is not None and not keystore_password_file.is_file():
         raise ConfigError(f"--keystore-password-file: {keystore_password_file} is not a file")
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -200,5 +215,6 @@ def build_config(
         keystore_password=keystore_password,
         lease_s=lease_s,
         doppelganger_slots=doppelganger_slots,
+        allow_fault_injection=allow_fault_injection,
         funds=check_funds(funds or FundsSettings()),
     )
