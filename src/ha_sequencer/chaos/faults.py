@@ -1,0 +1,223 @@
+"""The fault mechanisms: real signals to real node processes, a real lock on the duty store.
+
+Each fault is a start and an end action; `FaultRunner` performs them at their wall-clock times and records,
+per HA node, the intervals it was impaired (for the audit's eligibility and the timeline), so what the audit
+judges is what happened, not what was planned. A node fault is skipped (and recorded as skipped) when no other
+HA node is up at that moment: the run never takes every HA node out unless told to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ha_sequencer.chaos.schedule import Fault
+from ha_sequencer.devnet.orchestrator import node_status, spawn_node
+from ha_sequencer.devnet.state import (
+    DevnetError,
+    DevnetState,
+    NodeEntry,
+    pid_alive,
+    signal_pid,
+    update_node_pid,
+    wait_gone,
+)
+from ha_sequencer.errors import InputError
+
+log = logging.getLogger(__name__)
+
+SIGTERM_WAIT_S = 20.0
+HEALTHY_POLL_S = 0.5
+
+
+@dataclass
+class Impairment:
+    """An interval (wall-clock seconds) during which `node` (None: every HA node) suffered fault `kind`."""
+
+    fault: int
+    kind: str
+    node: str | None
+    start: float
+    end: float | None = None
+    detail: str = ""
+
+    def to_json(self, slot_at: Callable[[float], int]) -> dict[str, Any]:
+        """JSON form with slots."""
+        return {
+            "fault": self.fault,
+            "kind": self.kind,
+            "node": self.node,
+            "start": round(self.start, 3),
+            "end": None if self.end is None else round(self.end, 3),
+            "startSlot": slot_at(self.start),
+            "endSlot": None if self.end is None else slot_at(self.end),
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class FaultRunner:
+    """Applies faults to the devnet's HA nodes and undoes them; `restore_all` leaves every node running."""
+
+    state: DevnetState
+    say: Callable[[str], None] = print
+    impairments: list[Impairment] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    _paused: dict[str, Impairment] = field(default_factory=dict)
+    _down: dict[str, Impairment] = field(default_factory=dict)  # killed/terminated, not restarted yet
+    _recovering: dict[str, Impairment] = field(default_factory=dict)  # restarted, not healthy yet
+    _store_lock: sqlite3.Connection | None = None
+    _store_cut: Impairment | None = None
+
+    def __post_init__(self) -> None:
+        if self.state.ha_db_kind != "sqlite":
+            self._store_kind_error = (
+                "the store fault is implemented for the SQLite duty store only (devnet up without --ha-db)"
+            )
+        else:
+            self._store_kind_error = ""
+
+    def check_supported(self, kinds: tuple[str, ...]) -> None:
+        """InputError when a requested fault class cannot run on this devnet."""
+        if "store" in kinds and self._store_kind_error:
+            raise InputError(f"--faults store: {self._store_kind_error}")
+
+    # --- state ---------------------------------------------------------------------------------------------
+
+    def node(self, name: str) -> NodeEntry:
+        """The current entry of an HA node."""
+        return self.state.node(name)
+
+    def impaired(self) -> set[str]:
+        """HA nodes that cannot act now: down, paused, or restarted and not healthy yet."""
+        return set(self._paused) | set(self._down) | set(self._recovering)
+
+    # --- start and end -------------------------------------------------------------------------------------
+
+    def start(self, f: Fault) -> bool:
+        """Begin fault `f`; False when skipped (it would take the last HA node out)."""
+        if f.node is not None:
+            others = [n.name for n in self.state.ha_nodes if n.name != f.node]
+            if f.node in self.impaired() or all(o in self.impaired() for o in others):
+                self.skipped.append({**f.to_json(), "why": "the target or every other HA node is impaired"})
+                return False
+        now = time.time()
+        match f.kind:
+            case "kill" | "term":
+                assert f.node is not None
+                self._stop(f, now)
+            case "pause":
+                assert f.node is not None
+                entry = self.node(f.node)
+                if not signal_pid(entry.pid, signal.SIGSTOP, entry.data_dir):
+                    self.skipped.append({**f.to_json(), "why": "not running"})
+                    return False
+                imp = Impairment(f.index, "pause", f.node, now, detail=f"SIGSTOP for {f.hold_s:.1f} s")
+                self._paused[f.node] = imp
+                self.impairments.append(imp)
+            case "store":
+                self._cut_store(f, now)
+            case _:
+                raise InputError(f"fault {f.kind!r} is not implemented")
+        self.say(f"fault {f.index}: {f.kind} {f.node or 'duty store'} (holds {f.hold_s:.1f} s)")
+        return True
+
+    def end(self, f: Fault) -> None:
+        """End fault `f` (restart, SIGCONT, store back)."""
+        match f.kind:
+            case "kill" | "term":
+                assert f.node is not None
+                self._restart(f.node)
+            case "pause":
+                assert f.node is not None
+                imp = self._paused.pop(f.node, None)
+                if imp is not None:
+                    entry = self.node(f.node)
+                    signal_pid(entry.pid, signal.SIGCONT, entry.data_dir)
+                    imp.end = time.time()
+            case "store":
+                self._restore_store()
+            case _:
+                raise InputError(f"fault {f.kind!r} is not implemented")
+
+    def poll(self) -> None:
+        """Close the interval of each restarted node once its /status is 200."""
+        for name, imp in list(self._recovering.items()):
+            entry = self.node(name)
+            if not pid_alive(entry.pid):
+                imp.detail += "; exited after restart"
+                del self._recovering[name]
+                imp.end = time.time()
+                gone = Impairment(imp.fault, imp.kind, name, time.time(), detail="exited after restart")
+                self._down[name] = gone
+                self.impairments.append(gone)
+                continue
+            code, _ = node_status(entry, timeout=1.0)
+            if code == 200:
+                imp.end = time.time()
+                del self._recovering[name]
+
+    def restore_all(self) -> None:
+        """Undo everything still in effect: SIGCONT, store back, restart stopped nodes."""
+        for name in list(self._paused):
+            imp = self._paused.pop(name)
+            entry = self.node(name)
+            signal_pid(entry.pid, signal.SIGCONT, entry.data_dir)
+            imp.end = time.time()
+        self._restore_store()
+        for name in list(self._down):
+            self._restart(name)
+
+    # --- mechanisms ----------------------------------------------------------------------------------------
+
+    def _stop(self, f: Fault, now: float) -> None:
+        assert f.node is not None
+        entry = self.node(f.node)
+        signum = signal.SIGKILL if f.kind == "kill" else signal.SIGTERM
+        if not signal_pid(entry.pid, signum, entry.data_dir):
+            raise DevnetError(f"node {entry.name} (pid {entry.pid}) is not running")
+        if not wait_gone(entry.pid, 5.0 if f.kind == "kill" else SIGTERM_WAIT_S):
+            raise DevnetError(f"node {entry.name} did not exit after {signum.name}")
+        update_node_pid(Path(self.state.directory), entry.name, None)
+        entry.pid = None
+        imp = Impairment(f.index, f.kind, f.node, now, detail=signum.name)
+        self._down[f.node] = imp
+        self.impairments.append(imp)
+
+    def _restart(self, name: str) -> None:
+        imp = self._down.pop(name, None)
+        if imp is None:
+            return
+        entry = self.node(name)
+        proc = spawn_node(entry, self.state.ha_db_url())
+        entry.pid = proc.pid
+        update_node_pid(Path(self.state.directory), name, proc.pid)
+        imp.detail = f"restarted after {time.time() - imp.start:.1f} s"
+        self._recovering[name] = imp  # down until healthy: the interval ends in poll()
+
+    def _cut_store(self, f: Fault, now: float) -> None:
+        path = self.state.ha_db_url().removeprefix("sqlite:///")
+        # An exclusive transaction locks the whole file: every node's claim waits out its busy timeout and
+        # gets "database is locked" — the store is unreachable, and the guard must sign nothing.
+        conn = sqlite3.connect(path, isolation_level=None, timeout=10)
+        conn.execute("BEGIN EXCLUSIVE")
+        self._store_lock = conn
+        self._store_cut = Impairment(f.index, "store", None, now, detail="SQLite file locked")
+        self.impairments.append(self._store_cut)
+
+    def _restore_store(self) -> None:
+        if self._store_lock is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._store_lock.execute("ROLLBACK")
+            self._store_lock.close()
+            self._store_lock = None
+        if self._store_cut is not None:
+            self._store_cut.end = time.time()
+            self._store_cut = None
