@@ -1,4 +1,4 @@
-"""The chaos schedule is pure and seeded; bad input exits 2 naming the option; eligibility from impairments."""
+"""The chaos schedule is pure and seeded; bad input exits 2 naming the option; eligibility by overlap."""
 
 from __future__ import annotations
 
