@@ -95,6 +95,10 @@ class FaultRunner:
         """The current entry of an HA node."""
         return self.state.node(name)
 
+    def down(self) -> set[str]:
+        """HA nodes without a process, or restarted and not healthy yet."""
+        return set(self._down) | set(self._recovering)
+
     def impaired(self) -> set[str]:
         """HA nodes that cannot act now: down, paused, or restarted and not healthy yet."""
         return set(self._paused) | set(self._down) | set(self._recovering)

@@ -45,13 +45,19 @@ class ChaosReport:
     @property
     def passed(self) -> bool:
         """The exit-0 condition (an interrupted run never passes)."""
-        return not self.interrupted and self.audit.passed(self.min_fulfilment)
+        return not self.interrupted and self.full_coverage and self.audit.passed(self.min_fulfilment)
+
+    @property
+    def full_coverage(self) -> bool:
+        """The watcher had every node as a peer at the end (it saw the gossip it judges)."""
+        return self.watcher.get("peers", 0) >= self.watcher.get("expectedPeers", 1)
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON document."""
         return {
             "schemaVersion": SCHEMA_VERSION,
             "passed": self.passed,
+            "fullCoverage": self.full_coverage,
             "interrupted": self.interrupted,
             "command": self.command,
             "seed": self.seed,

@@ -21,6 +21,7 @@ from ha_sequencer.l1.client import RollupClient
 
 WATCHER_CONNECT_S = 30.0
 TICK_S = 0.1
+SETTLE_S = 60.0  # after the last fault: restarted nodes healthy and reconnected to the watcher
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ def run_chaos(state: DevnetState, settings: ChaosSettings, say: Callable[[str], 
     watcher.start()
     interrupted = False
     executed: Counter[str] = Counter()
+    coverage: list[tuple[int, int, int]] = []  # (slot, watcher peers, nodes up)
     try:
         if not watcher.wait_peers(len(alive), WATCHER_CONNECT_S):
             say(f"watcher: only {watcher.peer_count()} of {len(alive)} nodes connected (partial coverage)")
@@ -82,6 +84,7 @@ def run_chaos(state: DevnetState, settings: ChaosSettings, say: Callable[[str], 
             actions += [(at, f.index, "start", f), (at + f.hold_s, f.index, "end", f)]
         actions.sort(key=lambda a: (a[0], a[1], a[2] == "start"))
         started_faults: set[int] = set()
+        sampled_slot = first - 1
         try:
             end_at = params.slot_start(last + 1)
             while time.time() < end_at or actions:
@@ -95,6 +98,11 @@ def run_chaos(state: DevnetState, settings: ChaosSettings, say: Callable[[str], 
                     elif index in started_faults:
                         runner.end(fault)
                 runner.poll()
+                slot_now = params.slot_at(time.time())
+                if sampled_slot < slot_now <= last:  # once per slot: peers against the nodes that are up
+                    sampled_slot = slot_now
+                    up = len(alive) - len(runner.down())
+                    coverage.append((slot_now, watcher.peer_count(), up))
                 if time.time() >= end_at and not actions:
                     break
                 time.sleep(TICK_S)
@@ -104,6 +112,12 @@ def run_chaos(state: DevnetState, settings: ChaosSettings, say: Callable[[str], 
             last = max(first, params.slot_at(time.time()) - 1)
         finally:
             runner.restore_all()
+        # restarted nodes back to health, and back in the watcher's view, before the coverage is judged
+        settle = time.monotonic() + SETTLE_S
+        while runner.impaired() and time.monotonic() < settle:
+            runner.poll()
+            time.sleep(0.5)
+        watcher.wait_peers(len(alive), max(1.0, settle - time.monotonic()))
         # every block of the last slot lands within it; read L1 once the next slot has begun
         wait = params.slot_start(last + 1) + 0.5 - time.time()
         if wait > 0 and not interrupted:
@@ -130,6 +144,8 @@ def run_chaos(state: DevnetState, settings: ChaosSettings, say: Callable[[str], 
             "expectedPeers": len(alive),
             "messages": watcher.ledger.messages,
             "malformed": watcher.malformed,
+            # slots whose sample had fewer peers than nodes up (a restarted node not yet re-dialled)
+            "slotsBelowFullCoverage": [c[0] for c in coverage if c[1] < c[2]],
         }
     finally:
         watcher.stop()
