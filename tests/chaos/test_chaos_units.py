@@ -26,6 +26,7 @@ def test_same_seed_same_schedule_and_every_class_drawn() -> None:
     assert _plan(7) != _plan(8)
     assert {f.kind for f in _plan(7)} == set(IMPLEMENTED)
     assert all(f.node is None for f in _plan(7) if f.kind == "store")
+    assert {f.delay_s > 0 for f in _plan(7) if f.kind == "l1"} == {True, False}  # slow and down
 
 
 def test_never_every_ha_node_at_once_unless_allowed() -> None:
@@ -38,7 +39,7 @@ def test_never_every_ha_node_at_once_unless_allowed() -> None:
                     g.node
                     for g in faults
                     if g.index < f.index
-                    and (g.at_slot + g.offset) * 4.0 + g.hold_s + (0.0 if g.kind == "pause" else 12.0) > at
+                    and (g.at_slot + g.offset) * 4.0 + g.hold_s + (12.0 if g.kind in ("kill", "term") else 0.0) > at
                 }
                 assert len(busy | {f.node}) < len(nodes), (seed, f)
     total = _plan(3, ha_nodes=HA[:2], rate=0.9, kinds=("kill",), allow_total_outage=True)
@@ -49,8 +50,9 @@ def test_pause_outlasts_the_lease_and_store_holds_one_to_three_slots() -> None:
     for f in _plan(11, rate=0.6):
         if f.kind == "pause":
             assert f.hold_s > 1.0 + 0.5 * 4.0 - 1e-9
-        if f.kind == "store":
+        if f.kind in ("store", "l1"):
             assert 4.0 <= f.hold_s <= 12.0
+        assert f.delay_s == 0.0 or f.kind == "l1"
 
 
 def test_bad_input_is_a_usage_error_naming_the_option() -> None:

@@ -109,6 +109,7 @@ def chaos(
             min_fulfilment=min_fulfilment,
             allow_total_outage=allow_total_outage,
             command=command,
+            restore_l1=not start,
         )
         report = run_chaos(state, settings, say)
     finally:

@@ -17,7 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from ha_sequencer.chaos.proxy import TcpProxy
 from ha_sequencer.chaos.schedule import Fault
 from ha_sequencer.devnet.orchestrator import node_status, spawn_node
 from ha_sequencer.devnet.state import (
@@ -35,6 +37,14 @@ log = logging.getLogger(__name__)
 
 SIGTERM_WAIT_S = 20.0
 HEALTHY_POLL_S = 0.5
+ROLLING_RESTART_S = 90.0
+
+
+def _with_l1(argv: list[str], url: str) -> list[str]:
+    """`argv` with its --l1-rpc-urls value replaced by `url`."""
+    out = list(argv)
+    out[out.index("--l1-rpc-urls") + 1] = url
+    return out
 
 
 @dataclass
@@ -75,6 +85,9 @@ class FaultRunner:
     _recovering: dict[str, Impairment] = field(default_factory=dict)  # restarted, not healthy yet
     _store_lock: sqlite3.Connection | None = None
     _store_cut: Impairment | None = None
+    _proxies: dict[str, TcpProxy] = field(default_factory=dict)  # HA node → its L1 proxy
+    _original_argv: dict[str, list[str]] = field(default_factory=dict)
+    _l1_cut: dict[str, Impairment] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.state.ha_db_kind != "sqlite":
@@ -89,6 +102,50 @@ class FaultRunner:
         if "store" in kinds and self._store_kind_error:
             raise InputError(f"--faults store: {self._store_kind_error}")
 
+    # --- L1 behind a proxy per node ------------------------------------------------------------------------
+
+    def wrap_l1(self) -> None:
+        """Put each HA node's L1 behind its own proxy: a rolling restart, one node at a time, each healthy
+        before the next (so the identity keeps signing meanwhile)."""
+        url = urlsplit(self.state.l1_rpc_url)
+        for entry in self.state.ha_nodes:
+            proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 8545)
+            self._proxies[entry.name] = proxy
+            self._original_argv[entry.name] = list(entry.argv)
+            self._rolling_restart(entry, _with_l1(entry.argv, proxy.url))
+        self.say(f"L1: each HA node now reaches anvil through its own proxy ({len(self._proxies)} proxies)")
+
+    def unwrap_l1(self) -> None:
+        """Back to the direct L1 URL (rolling restart), then close the proxies."""
+        for name, argv in self._original_argv.items():
+            self._rolling_restart(self.node(name), argv)
+        for proxy in self._proxies.values():
+            proxy.close()
+        self._proxies.clear()
+        self._original_argv.clear()
+
+    def close_proxies(self) -> None:
+        """Close the proxies without restarting (the devnet is going down)."""
+        for proxy in self._proxies.values():
+            proxy.close()
+        self._proxies.clear()
+
+    def _rolling_restart(self, entry: NodeEntry, argv: list[str]) -> None:
+        if pid_alive(entry.pid):
+            signal_pid(entry.pid, signal.SIGTERM, entry.data_dir)
+            if not wait_gone(entry.pid, SIGTERM_WAIT_S):
+                signal_pid(entry.pid, signal.SIGKILL, entry.data_dir)
+                wait_gone(entry.pid, 5.0)
+        entry.argv = argv
+        proc = spawn_node(entry, self.state.ha_db_url())
+        entry.pid = proc.pid
+        update_node_pid(Path(self.state.directory), entry.name, proc.pid)
+        deadline = time.monotonic() + ROLLING_RESTART_S
+        while node_status(entry, timeout=1.0)[0] != 200:
+            if time.monotonic() > deadline or not pid_alive(entry.pid):
+                raise DevnetError(f"node {entry.name} not healthy after its restart behind the L1 proxy")
+            time.sleep(HEALTHY_POLL_S)
+
     # --- state ---------------------------------------------------------------------------------------------
 
     def node(self, name: str) -> NodeEntry:
@@ -100,8 +157,8 @@ class FaultRunner:
         return set(self._down) | set(self._recovering)
 
     def impaired(self) -> set[str]:
-        """HA nodes that cannot act now: down, paused, or restarted and not healthy yet."""
-        return set(self._paused) | set(self._down) | set(self._recovering)
+        """HA nodes that cannot act now: down, paused, without L1, or restarted and not healthy yet."""
+        return set(self._paused) | set(self._down) | set(self._recovering) | set(self._l1_cut)
 
     # --- start and end -------------------------------------------------------------------------------------
 
@@ -128,6 +185,17 @@ class FaultRunner:
                 self.impairments.append(imp)
             case "store":
                 self._cut_store(f, now)
+            case "l1":
+                assert f.node is not None
+                proxy = self._proxies[f.node]
+                if f.delay_s:
+                    proxy.slow(f.delay_s)
+                else:
+                    proxy.cut()
+                how = f"slow ({f.delay_s:.2f} s per chunk)" if f.delay_s else "down"
+                imp = Impairment(f.index, "l1", f.node, now, detail=f"L1 {how}")
+                self._l1_cut[f.node] = imp
+                self.impairments.append(imp)
             case _:
                 raise InputError(f"fault {f.kind!r} is not implemented")
         self.say(f"fault {f.index}: {f.kind} {f.node or 'duty store'} (holds {f.hold_s:.1f} s)")
@@ -148,8 +216,17 @@ class FaultRunner:
                     imp.end = time.time()
             case "store":
                 self._restore_store()
+            case "l1":
+                assert f.node is not None
+                self._restore_l1(f.node)
             case _:
                 raise InputError(f"fault {f.kind!r} is not implemented")
+
+    def _restore_l1(self, name: str) -> None:
+        imp = self._l1_cut.pop(name, None)
+        if imp is not None:
+            self._proxies[name].restore()
+            imp.end = time.time()
 
     def poll(self) -> None:
         """Close the interval of each restarted node once its /status is 200."""
@@ -176,6 +253,8 @@ class FaultRunner:
             signal_pid(entry.pid, signal.SIGCONT, entry.data_dir)
             imp.end = time.time()
         self._restore_store()
+        for name in list(self._l1_cut):
+            self._restore_l1(name)
         for name in list(self._down):
             self._restart(name)
 

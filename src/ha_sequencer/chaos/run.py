@@ -35,6 +35,9 @@ class ChaosSettings:
     min_fulfilment: float
     allow_total_outage: bool = False
     lease_s: float = DEFAULT_LEASE_S
+    restore_l1: bool = (
+        True  # after an l1 run, restart the HA nodes on the direct L1 URL (not when tearing down)
+    )
     command: str = ""
 
 
@@ -60,6 +63,8 @@ def run_chaos(state: DevnetState, settings: ChaosSettings, say: Callable[[str], 
         lease_s=settings.lease_s,
         allow_total_outage=settings.allow_total_outage,
     )
+    if "l1" in settings.kinds:
+        runner.wrap_l1()
     reporter = SlashingReporter(client, devnet_reporter_account())
     alive = [n for n in state.nodes if pid_alive(n.pid)]
     watcher = Watcher(params, [n.multiaddr for n in alive], on_equivocation=reporter)
@@ -149,6 +154,10 @@ def run_chaos(state: DevnetState, settings: ChaosSettings, say: Callable[[str], 
         }
     finally:
         watcher.stop()
+        if settings.restore_l1:
+            runner.unwrap_l1()
+        else:
+            runner.close_proxies()
     return ChaosReport(
         seed=settings.seed,
         slots=settings.slots,

@@ -15,8 +15,9 @@ from ha_sequencer.errors import InputError
 
 # The classes in the order they are built; `IMPLEMENTED` are the ones this version can inject.
 FAULT_CLASSES = ("kill", "term", "pause", "store", "l1", "partition", "skew")
-IMPLEMENTED = ("kill", "term", "pause", "store")
-NODE_FAULTS = ("kill", "term", "pause")  # one HA node unable to act while it holds
+IMPLEMENTED = ("kill", "term", "pause", "store", "l1")
+NODE_FAULTS = ("kill", "term", "pause", "l1")  # one HA node impaired while it holds
+L1_SLOW_FRACTION = 0.5  # of l1 faults: slow rather than down
 DEFAULT_FAULT_RATE = 0.15  # chance per slot that a new fault starts
 RECOVERY_S = 12.0  # a restarted node's start-up and sync, counted as down when planning
 
@@ -30,7 +31,8 @@ class Fault:
     node: str | None
     at_slot: int  # relative to the run's first slot
     offset: float  # fraction of the slot, [0, 1)
-    hold_s: float  # kill/term: until the restart; pause: SIGSTOP length; store: outage length
+    hold_s: float  # kill/term: until the restart; pause: SIGSTOP length; store, l1: outage length
+    delay_s: float = 0.0  # l1: per-chunk delay of a slow L1 (0: down)
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
@@ -41,6 +43,7 @@ class Fault:
             "atSlot": self.at_slot,
             "offset": round(self.offset, 3),
             "holdS": round(self.hold_s, 2),
+            "delayS": round(self.delay_s, 3),
         }
 
 
@@ -106,6 +109,7 @@ def plan_faults(
         if not free or (not allow_total_outage and down + 1 >= len(ha_nodes)):
             continue
         node = rng.choice(free)
+        delay = 0.0
         match kind:
             case "kill" | "term":
                 hold = rng.uniform(0.0, 2.0) * slot_duration  # then restart
@@ -113,8 +117,13 @@ def plan_faults(
             case "pause":
                 hold = lease_s + rng.uniform(0.5, 2.0) * slot_duration  # longer than the lease
                 busy = hold
+            case "l1":
+                hold = rng.uniform(1.0, 3.0) * slot_duration
+                busy = hold
+                if rng.random() < L1_SLOW_FRACTION:
+                    delay = rng.uniform(0.2, 1.0) * slot_duration / 4
             case _:
                 raise InputError(f"--faults: {kind!r} is not implemented")
         down_until[node] = at + busy
-        faults.append(Fault(len(faults), kind, node, slot, offset, hold))
+        faults.append(Fault(len(faults), kind, node, slot, offset, hold, delay))
     return faults
