@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import sqlite3
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit
 
 from ha_sequencer.chaos.proxy import TcpProxy
 from ha_sequencer.chaos.schedule import Fault
-from ha_sequencer.devnet.orchestrator import node_status, spawn_node
+from ha_sequencer.devnet.orchestrator import node_env, node_status
 from ha_sequencer.devnet.state import (
     DevnetError,
     DevnetState,
@@ -32,12 +33,14 @@ from ha_sequencer.devnet.state import (
     wait_gone,
 )
 from ha_sequencer.errors import InputError
+from ha_sequencer.ha.faults import FAULT_ENV, MID_DUTY_POINTS
 
 log = logging.getLogger(__name__)
 
 SIGTERM_WAIT_S = 20.0
 HEALTHY_POLL_S = 0.5
 ROLLING_RESTART_S = 90.0
+ARM_TIMEOUT_S = 12.0  # an armed node whose guard reaches no fault point by then is SIGKILLed
 
 
 def _with_l1(argv: list[str], url: str) -> list[str]:
@@ -88,6 +91,15 @@ class FaultRunner:
     _proxies: dict[str, TcpProxy] = field(default_factory=dict)  # HA node → its L1 proxy
     _original_argv: dict[str, list[str]] = field(default_factory=dict)
     _l1_cut: dict[str, Impairment] = field(default_factory=dict)
+    _armed: dict[str, tuple[Path, Fault, float]] = field(
+        default_factory=dict
+    )  # node → (file, fault, deadline)
+    _extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def arm_dir(self) -> Path:
+        """Where the files that arm a node's guard fault points live."""
+        return Path(self.state.directory) / "chaos-arm"
 
     def __post_init__(self) -> None:
         if self.state.ha_db_kind != "sqlite":
@@ -104,19 +116,35 @@ class FaultRunner:
 
     # --- L1 behind a proxy per node ------------------------------------------------------------------------
 
-    def wrap_l1(self) -> None:
-        """Put each HA node's L1 behind its own proxy: a rolling restart, one node at a time, each healthy
-        before the next (so the identity keeps signing meanwhile)."""
+    def prepare(self, *, l1_proxies: bool, fault_points: bool) -> None:
+        """Rolling restart of the HA nodes, one at a time and each healthy before the next (so the identity
+        keeps signing meanwhile): each behind its own L1 proxy, and/or with the guard's fault points armable
+        by a file (`HA_GUARD_FAULTS=point:kill!DIR/point.{pid}` and `--allow-fault-injection`)."""
+        if not (l1_proxies or fault_points):
+            return
         url = urlsplit(self.state.l1_rpc_url)
+        if fault_points:
+            self.arm_dir.mkdir(parents=True, exist_ok=True)
+            spec = ",".join(f"{p}:kill!{self.arm_dir}/{p}.{{pid}}" for p in MID_DUTY_POINTS)
+            self._extra_env = {FAULT_ENV: spec}
         for entry in self.state.ha_nodes:
-            proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 8545)
-            self._proxies[entry.name] = proxy
             self._original_argv[entry.name] = list(entry.argv)
-            self._rolling_restart(entry, _with_l1(entry.argv, proxy.url))
-        self.say(f"L1: each HA node now reaches anvil through its own proxy ({len(self._proxies)} proxies)")
+            argv = list(entry.argv)
+            if l1_proxies:
+                proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 8545)
+                self._proxies[entry.name] = proxy
+                argv = _with_l1(argv, proxy.url)
+            if fault_points:
+                argv.append("--allow-fault-injection")
+            self._rolling_restart(entry, argv)
+        self.say(
+            f"HA nodes restarted{' behind their own L1 proxies' if l1_proxies else ''}"
+            f"{' with armable guard fault points' if fault_points else ''}"
+        )
 
-    def unwrap_l1(self) -> None:
-        """Back to the direct L1 URL (rolling restart), then close the proxies."""
+    def unprepare(self) -> None:
+        """Back to the devnet's own command lines (rolling restart), then close the proxies."""
+        self._extra_env = {}
         for name, argv in self._original_argv.items():
             self._rolling_restart(self.node(name), argv)
         for proxy in self._proxies.values():
@@ -137,7 +165,7 @@ class FaultRunner:
                 signal_pid(entry.pid, signal.SIGKILL, entry.data_dir)
                 wait_gone(entry.pid, 5.0)
         entry.argv = argv
-        proc = spawn_node(entry, self.state.ha_db_url())
+        proc = self._spawn(entry)
         entry.pid = proc.pid
         update_node_pid(Path(self.state.directory), entry.name, proc.pid)
         deadline = time.monotonic() + ROLLING_RESTART_S
@@ -158,7 +186,9 @@ class FaultRunner:
 
     def impaired(self) -> set[str]:
         """HA nodes that cannot act now: down, paused, without L1, or restarted and not healthy yet."""
-        return set(self._paused) | set(self._down) | set(self._recovering) | set(self._l1_cut)
+        return (
+            set(self._paused) | set(self._down) | set(self._recovering) | set(self._l1_cut) | set(self._armed)
+        )
 
     # --- start and end -------------------------------------------------------------------------------------
 
@@ -171,6 +201,8 @@ class FaultRunner:
                 return False
         now = time.time()
         match f.kind:
+            case "kill" if f.point and self._extra_env:
+                self._arm(f, now)
             case "kill" | "term":
                 assert f.node is not None
                 self._stop(f, now)
@@ -206,6 +238,9 @@ class FaultRunner:
         match f.kind:
             case "kill" | "term":
                 assert f.node is not None
+                if f.node in self._armed:  # no duty reached the point yet: fall back to SIGKILL now
+                    self._armed[f.node] = (*self._armed[f.node][:2], 0.0)
+                    self._check_armed()
                 self._restart(f.node)
             case "pause":
                 assert f.node is not None
@@ -229,7 +264,8 @@ class FaultRunner:
             imp.end = time.time()
 
     def poll(self) -> None:
-        """Close the interval of each restarted node once its /status is 200."""
+        """Note armed nodes that died; close the interval of each restarted node once its /status is 200."""
+        self._check_armed()
         for name, imp in list(self._recovering.items()):
             entry = self.node(name)
             if not pid_alive(entry.pid):
@@ -246,7 +282,10 @@ class FaultRunner:
                 del self._recovering[name]
 
     def restore_all(self) -> None:
-        """Undo everything still in effect: SIGCONT, store back, restart stopped nodes."""
+        """Undo everything still in effect: disarm, SIGCONT, store back, restart stopped nodes."""
+        for path, _f, _deadline in self._armed.values():
+            path.unlink(missing_ok=True)
+        self._armed.clear()
         for name in list(self._paused):
             imp = self._paused.pop(name)
             entry = self.node(name)
@@ -279,11 +318,50 @@ class FaultRunner:
         if imp is None:
             return
         entry = self.node(name)
-        proc = spawn_node(entry, self.state.ha_db_url())
+        proc = self._spawn(entry)
         entry.pid = proc.pid
         update_node_pid(Path(self.state.directory), name, proc.pid)
         imp.detail = f"restarted after {time.time() - imp.start:.1f} s"
         self._recovering[name] = imp  # down until healthy: the interval ends in poll()
+
+    def _spawn(self, entry: NodeEntry) -> subprocess.Popen[bytes]:
+        with open(entry.log, "ab") as log_file:
+            return subprocess.Popen(
+                entry.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env={**node_env(entry, self.state.ha_db_url()), **self._extra_env},
+                start_new_session=True,
+            )
+
+    def _arm(self, f: Fault, now: float) -> None:
+        """Make the node's guard kill it at `f.point` of its next duty (SIGKILL after ARM_TIMEOUT_S)."""
+        assert f.node is not None
+        entry = self.node(f.node)
+        path = self.arm_dir / f"{f.point}.{entry.pid}"
+        path.touch()
+        self._armed[f.node] = (path, f, now + ARM_TIMEOUT_S)
+
+    def _check_armed(self) -> None:
+        for name, (path, f, deadline) in list(self._armed.items()):
+            entry = self.node(name)
+            died = wait_gone(entry.pid, 0.05)
+            if not died and time.time() < deadline:
+                continue
+            del self._armed[name]
+            path.unlink(missing_ok=True)
+            if died:
+                detail = f"killed by its guard at {f.point} (mid-duty)"
+            else:
+                signal_pid(entry.pid, signal.SIGKILL, entry.data_dir)
+                wait_gone(entry.pid, 5.0)
+                detail = f"no duty reached {f.point} in time: SIGKILL"
+            update_node_pid(Path(self.state.directory), name, None)
+            entry.pid = None
+            imp = Impairment(f.index, "kill", name, time.time(), detail=detail)
+            self._down[name] = imp
+            self.impairments.append(imp)
 
     def _cut_store(self, f: Fault, now: float) -> None:
         path = self.state.ha_db_url().removeprefix("sqlite:///")

@@ -63,8 +63,7 @@ def run_chaos(state: DevnetState, settings: ChaosSettings, say: Callable[[str], 
         lease_s=settings.lease_s,
         allow_total_outage=settings.allow_total_outage,
     )
-    if "l1" in settings.kinds:
-        runner.wrap_l1()
+    runner.prepare(l1_proxies="l1" in settings.kinds, fault_points="kill" in settings.kinds)
     reporter = SlashingReporter(client, devnet_reporter_account())
     alive = [n for n in state.nodes if pid_alive(n.pid)]
     watcher = Watcher(params, [n.multiaddr for n in alive], on_equivocation=reporter)
@@ -155,7 +154,7 @@ def run_chaos(state: DevnetState, settings: ChaosSettings, say: Callable[[str], 
     finally:
         watcher.stop()
         if settings.restore_l1:
-            runner.unwrap_l1()
+            runner.unprepare()
         else:
             runner.close_proxies()
     return ChaosReport(

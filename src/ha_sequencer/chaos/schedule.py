@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ha_sequencer.errors import InputError
+from ha_sequencer.ha.faults import MID_DUTY_POINTS
 
 # The classes in the order they are built; `IMPLEMENTED` are the ones this version can inject.
 FAULT_CLASSES = ("kill", "term", "pause", "store", "l1", "partition", "skew")
 IMPLEMENTED = ("kill", "term", "pause", "store", "l1")
 NODE_FAULTS = ("kill", "term", "pause", "l1")  # one HA node impaired while it holds
 L1_SLOW_FRACTION = 0.5  # of l1 faults: slow rather than down
+MID_DUTY_FRACTION = 0.5  # of kill faults: inside a duty, at one of the guard's fault points
 DEFAULT_FAULT_RATE = 0.15  # chance per slot that a new fault starts
 RECOVERY_S = 12.0  # a restarted node's start-up and sync, counted as down when planning
 
@@ -33,6 +35,9 @@ class Fault:
     offset: float  # fraction of the slot, [0, 1)
     hold_s: float  # kill/term: until the restart; pause: SIGSTOP length; store, l1: outage length
     delay_s: float = 0.0  # l1: per-chunk delay of a slow L1 (0: down)
+    point: str = (
+        ""  # kill: the guard's fault point it dies at (a claim held, a signature unrecorded); "": any
+    )
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
@@ -44,6 +49,7 @@ class Fault:
             "offset": round(self.offset, 3),
             "holdS": round(self.hold_s, 2),
             "delayS": round(self.delay_s, 3),
+            "point": self.point,
         }
 
 
@@ -110,8 +116,11 @@ def plan_faults(
             continue
         node = rng.choice(free)
         delay = 0.0
+        point = ""
         match kind:
             case "kill" | "term":
+                if kind == "kill" and rng.random() < MID_DUTY_FRACTION:
+                    point = rng.choice(MID_DUTY_POINTS)
                 hold = rng.uniform(0.0, 2.0) * slot_duration  # then restart
                 busy = hold + recovery_s
             case "pause":
@@ -125,5 +134,5 @@ def plan_faults(
             case _:
                 raise InputError(f"--faults: {kind!r} is not implemented")
         down_until[node] = at + busy
-        faults.append(Fault(len(faults), kind, node, slot, offset, hold, delay))
+        faults.append(Fault(len(faults), kind, node, slot, offset, hold, delay, point))
     return faults
