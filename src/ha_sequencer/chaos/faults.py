@@ -95,6 +95,7 @@ class FaultRunner:
         default_factory=dict
     )  # node → (file, fault, deadline)
     _extra_env: dict[str, str] = field(default_factory=dict)
+    _restart_at: dict[str, float] = field(default_factory=dict)  # killed inside a duty: restart time
 
     @property
     def arm_dir(self) -> Path:
@@ -238,9 +239,8 @@ class FaultRunner:
         match f.kind:
             case "kill" | "term":
                 assert f.node is not None
-                if f.node in self._armed:  # no duty reached the point yet: fall back to SIGKILL now
-                    self._armed[f.node] = (*self._armed[f.node][:2], 0.0)
-                    self._check_armed()
+                if f.node in self._armed or f.node in self._restart_at:
+                    return  # a kill inside a duty restarts `hold_s` after the death (poll)
                 self._restart(f.node)
             case "pause":
                 assert f.node is not None
@@ -266,6 +266,10 @@ class FaultRunner:
     def poll(self) -> None:
         """Note armed nodes that died; close the interval of each restarted node once its /status is 200."""
         self._check_armed()
+        for name, when in list(self._restart_at.items()):
+            if time.time() >= when:
+                del self._restart_at[name]
+                self._restart(name)
         for name, imp in list(self._recovering.items()):
             entry = self.node(name)
             if not pid_alive(entry.pid):
@@ -286,6 +290,7 @@ class FaultRunner:
         for path, _f, _deadline in self._armed.values():
             path.unlink(missing_ok=True)
         self._armed.clear()
+        self._restart_at.clear()
         for name in list(self._paused):
             imp = self._paused.pop(name)
             entry = self.node(name)
@@ -321,7 +326,7 @@ class FaultRunner:
         proc = self._spawn(entry)
         entry.pid = proc.pid
         update_node_pid(Path(self.state.directory), name, proc.pid)
-        imp.detail = f"restarted after {time.time() - imp.start:.1f} s"
+        imp.detail = "; ".join(filter(None, [imp.detail, f"restarted after {time.time() - imp.start:.1f} s"]))
         self._recovering[name] = imp  # down until healthy: the interval ends in poll()
 
     def _spawn(self, entry: NodeEntry) -> subprocess.Popen[bytes]:
@@ -362,6 +367,7 @@ class FaultRunner:
             imp = Impairment(f.index, "kill", name, time.time(), detail=detail)
             self._down[name] = imp
             self.impairments.append(imp)
+            self._restart_at[name] = time.time() + f.hold_s
 
     def _cut_store(self, f: Fault, now: float) -> None:
         path = self.state.ha_db_url().removeprefix("sqlite:///")
