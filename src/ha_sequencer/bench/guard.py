@@ -7,6 +7,7 @@ choosing at random the shared digest or its own, writes one JSON line per duty, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -15,7 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,8 @@ def racer_main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", required=True)
     p.add_argument("--raw", action="store_true", help="also measure raw signing (benchmark)")
+    p.add_argument("--append", action="store_true", help="append to the trace (a restarted racer)")
+    p.add_argument("--from-duty", type=int, default=0, help="resume at this duty number (a restarted racer)")
     a = p.parse_args(argv)
     work = Path(a.workdir)
     key = bytes.fromhex(os.environ[KEY_ENV].removeprefix("0x"))
@@ -101,12 +104,12 @@ def racer_main(argv: list[str] | None = None) -> None:
         store, node_id=a.node_id, rollup=a.rollup, lease_s=a.lease, fault_hook=faults_from_env(seed=a.seed)
     )
     sign(b"\x00" * 32)  # warm up the signer before the clock starts
-    out = (work / f"trace.{a.node_id}.jsonl").open("w", buffering=1)
+    out = (work / f"trace.{a.node_id}.jsonl").open("a" if a.append else "w", buffering=1)
     (work / f"ready.{a.node_id}").touch()
     _wait_for(work / "go")
     latencies: list[float] = []
     started = time.perf_counter()
-    for i in range(a.duties):
+    for i in range(a.from_duty, a.duties):
         slot, duty_type = duty_of(i, a.slot0)
         variant = "shared" if rng.random() < a.p_same else a.node_id
         digest = digest_for(slot, duty_type, variant)
@@ -328,6 +331,42 @@ def audit(result: RaceResult) -> dict[str, Any]:
 
 def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
+
+
+@contextlib.contextmanager
+def temporary_store(store_kind: str, db: str | None = None) -> Iterator[str]:
+    """A migrated store URL: `db` if given, else a temp SQLite file or PostgreSQL database (dropped after)."""
+    from ha_sequencer.ha.backends import open_store
+
+    if db is not None:
+        open_store(db, migrate=True).close()
+        yield db
+        return
+    if store_kind == "sqlite":
+        tmp = Path(tempfile.mkdtemp(prefix="ha-bench-"))
+        url = f"sqlite:///{tmp}/duties.db"
+        try:
+            open_store(url, migrate=True).close()
+            yield url
+        finally:
+            for f in tmp.iterdir():
+                f.unlink()
+            tmp.rmdir()
+        return
+    import psycopg
+    from psycopg import sql
+
+    admin = os.environ.get("HA_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"ha_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = admin.rsplit("/", 1)[0] + "/" + name
+    try:
+        open_store(url, migrate=True).close()
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def bench_guard_run(
