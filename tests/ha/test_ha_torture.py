@@ -1,6 +1,6 @@
-"""Guard torture on both stores: racers killed -9 (by a supervisor and by their own guard at its fault points),
-paused past the lease and restarted, PostgreSQL connections dropped; no duty has two released digests and every
-released signature is the store's."""
+"""Guard torture on both stores, racers killed -9 (by a supervisor, and by their own guard at its fault
+points), paused past the lease and restarted, PostgreSQL connections dropped: no duty has two released
+digests and every released signature is the store's."""
 
 from __future__ import annotations
 
