@@ -13,6 +13,7 @@ import logging
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 SIGTERM_WAIT_S = 20.0
 HEALTHY_POLL_S = 0.5
 ROLLING_RESTART_S = 90.0
+STORE_LOCK_WAIT_S = 30.0
 ARM_TIMEOUT_S = 12.0  # an armed node whose guard reaches no fault point by then is SIGKILLed
 
 
@@ -86,8 +88,8 @@ class FaultRunner:
     _paused: dict[str, Impairment] = field(default_factory=dict)
     _down: dict[str, Impairment] = field(default_factory=dict)  # killed/terminated, not restarted yet
     _recovering: dict[str, Impairment] = field(default_factory=dict)  # restarted, not healthy yet
-    _store_lock: sqlite3.Connection | None = None
-    _store_cut: Impairment | None = None
+    _store_cut: tuple[threading.Event, threading.Thread] | None = None  # the lock holder and its release
+    _terminating: dict[str, tuple[Impairment, float]] = field(default_factory=dict)  # SIGTERM sent, not gone
     _proxies: dict[str, TcpProxy] = field(default_factory=dict)  # HA node → its L1 proxy
     _original_argv: dict[str, list[str]] = field(default_factory=dict)
     _l1_cut: dict[str, Impairment] = field(default_factory=dict)
@@ -183,13 +185,12 @@ class FaultRunner:
 
     def down(self) -> set[str]:
         """HA nodes without a process, or restarted and not healthy yet."""
-        return set(self._down) | set(self._recovering)
+        return set(self._down) | set(self._recovering)  # a node stopping after SIGTERM is still connected
 
     def impaired(self) -> set[str]:
         """HA nodes that cannot act now: down, paused, without L1, or restarted and not healthy yet."""
-        return (
-            set(self._paused) | set(self._down) | set(self._recovering) | set(self._l1_cut) | set(self._armed)
-        )
+        out = set(self._paused) | set(self._down) | set(self._recovering) | set(self._l1_cut)
+        return out | set(self._armed) | set(self._terminating)
 
     # --- start and end -------------------------------------------------------------------------------------
 
@@ -217,6 +218,9 @@ class FaultRunner:
                 self._paused[f.node] = imp
                 self.impairments.append(imp)
             case "store":
+                if self._store_cut is not None:  # the previous outage has not ended yet
+                    self.skipped.append({**f.to_json(), "why": "the store is already cut"})
+                    return False
                 self._cut_store(f, now)
             case "l1":
                 assert f.node is not None
@@ -241,6 +245,9 @@ class FaultRunner:
                 assert f.node is not None
                 if f.node in self._armed or f.node in self._restart_at:
                     return  # a kill inside a duty restarts `hold_s` after the death (poll)
+                if f.node in self._terminating:
+                    self._restart_at[f.node] = 0.0  # restart as soon as it has exited (poll)
+                    return
                 self._restart(f.node)
             case "pause":
                 assert f.node is not None
@@ -266,8 +273,9 @@ class FaultRunner:
     def poll(self) -> None:
         """Note armed nodes that died; close the interval of each restarted node once its /status is 200."""
         self._check_armed()
+        self._check_terminating()
         for name, when in list(self._restart_at.items()):
-            if time.time() >= when:
+            if time.time() >= when and name in self._down:
                 del self._restart_at[name]
                 self._restart(name)
         for name, imp in list(self._recovering.items()):
@@ -299,6 +307,9 @@ class FaultRunner:
         self._restore_store()
         for name in list(self._l1_cut):
             self._restore_l1(name)
+        while self._terminating:
+            self._check_terminating()
+            time.sleep(0.1)
         for name in list(self._down):
             self._restart(name)
 
@@ -310,13 +321,34 @@ class FaultRunner:
         signum = signal.SIGKILL if f.kind == "kill" else signal.SIGTERM
         if not signal_pid(entry.pid, signum, entry.data_dir):
             raise DevnetError(f"node {entry.name} (pid {entry.pid}) is not running")
-        if not wait_gone(entry.pid, 5.0 if f.kind == "kill" else SIGTERM_WAIT_S):
+        imp = Impairment(f.index, f.kind, f.node, now, detail=signum.name)
+        self.impairments.append(imp)
+        if f.kind == "term":
+            # a clean stop finishes the duty in hand (seconds, more with the store cut): the loop must not
+            # wait for it, or every other fault's timing slips; poll() notes the exit
+            self._terminating[f.node] = (imp, now + SIGTERM_WAIT_S)
+            return
+        if not wait_gone(entry.pid, 5.0):
             raise DevnetError(f"node {entry.name} did not exit after {signum.name}")
+        self._gone(entry, imp)
+
+    def _gone(self, entry: NodeEntry, imp: Impairment) -> None:
         update_node_pid(Path(self.state.directory), entry.name, None)
         entry.pid = None
-        imp = Impairment(f.index, f.kind, f.node, now, detail=signum.name)
-        self._down[f.node] = imp
-        self.impairments.append(imp)
+        self._down[entry.name] = imp
+
+    def _check_terminating(self) -> None:
+        for name, (imp, deadline) in list(self._terminating.items()):
+            entry = self.node(name)
+            if not wait_gone(entry.pid, 0.02):
+                if time.time() < deadline:
+                    continue
+                signal_pid(entry.pid, signal.SIGKILL, entry.data_dir)
+                wait_gone(entry.pid, 5.0)
+                imp.detail += f"; no exit {SIGTERM_WAIT_S:.0f} s after SIGTERM: SIGKILL"
+            del self._terminating[name]
+            imp.detail += f"; exited after {time.time() - imp.start:.1f} s"
+            self._gone(entry, imp)
 
     def _restart(self, name: str) -> None:
         imp = self._down.pop(name, None)
@@ -371,20 +403,37 @@ class FaultRunner:
 
     def _cut_store(self, f: Fault, now: float) -> None:
         path = self.state.ha_db_url().removeprefix("sqlite:///")
-        # An exclusive transaction locks the whole file: every node's claim waits out its busy timeout and
-        # gets "database is locked" — the store is unreachable, and the guard must sign nothing.
-        conn = sqlite3.connect(path, isolation_level=None, timeout=10)
-        conn.execute("BEGIN EXCLUSIVE")
-        self._store_lock = conn
-        self._store_cut = Impairment(f.index, "store", None, now, detail="SQLite file locked")
-        self.impairments.append(self._store_cut)
+        imp = Impairment(f.index, "store", None, now, detail="SQLite file locked")
+        release = threading.Event()
+
+        def hold_lock() -> None:
+            # An exclusive transaction locks the whole file: every node's claim waits out its busy timeout
+            # and gets "database is locked" (the store is unreachable: the guard must sign nothing). Taking
+            # the lock waits for a write in flight, so it runs in its own thread; the outage starts when the
+            # lock is held.
+            conn = sqlite3.connect(
+                path, isolation_level=None, timeout=STORE_LOCK_WAIT_S, check_same_thread=False
+            )
+            try:
+                conn.execute("BEGIN EXCLUSIVE")
+                imp.start = time.time()
+                self.impairments.append(imp)
+                release.wait()
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                imp.end = time.time()
+            except sqlite3.Error as exc:
+                log.warning("store fault %d: could not lock the SQLite file: %s", f.index, exc)
+            finally:
+                conn.close()
+
+        thread = threading.Thread(target=hold_lock, name="store-lock", daemon=True)
+        thread.start()
+        self._store_cut = (release, thread)
 
     def _restore_store(self) -> None:
-        if self._store_lock is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._store_lock.execute("ROLLBACK")
-            self._store_lock.close()
-            self._store_lock = None
         if self._store_cut is not None:
-            self._store_cut.end = time.time()
+            release, thread = self._store_cut
+            release.set()
+            thread.join(STORE_LOCK_WAIT_S + 5)
             self._store_cut = None
