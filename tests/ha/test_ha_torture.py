@@ -10,7 +10,7 @@ from ha_sequencer.bench.torture import torture
 
 pytestmark = pytest.mark.slow
 
-DUTIES = 600
+DUTIES = 2000
 
 
 def test_torture_releases_one_digest_per_duty_and_only_what_the_store_holds(store_url):
