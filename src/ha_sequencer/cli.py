@@ -50,6 +50,7 @@ def _root(
 def _register() -> None:
     # Each package owns its commands; this file only composes them, in the operator's order.
     from ha_sequencer.bench.commands import app as bench_app
+    from ha_sequencer.chaos.commands import chaos
     from ha_sequencer.devnet.commands import app as devnet_app
     from ha_sequencer.devnet.commands import failover_test
     from ha_sequencer.ha.commands import app as ha_db_app
@@ -62,6 +63,7 @@ def _register() -> None:
     app.add_typer(node_app, name="node")
     app.add_typer(devnet_app, name="devnet")
     app.command("failover-test")(failover_test)
+    app.command("chaos")(chaos)
     app.command("balance")(balance)
     app.command("monitor")(monitor)
     app.add_typer(ha_db_app, name="ha-db")

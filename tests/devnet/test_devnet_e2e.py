@@ -116,6 +116,11 @@ def _assert_failover(report: dict) -> None:
     # safety first: never two digests for one duty, never slashed
     assert not [e for p in report["phases"] for e in p["equivocations"]]
     assert not [s for p in report["phases"] for s in p["slashed"]]
+    assert report["watcher"]["slashingSubmissions"] == []
+    # the watcher saw every node: a slot without a block was judged on full gossip coverage
+    assert report["watcher"]["fullCoverage"], report["watcher"]
+    assert report["watcher"]["peers"] >= report["watcher"]["expectedPeers"] > 0
+    assert report["watcher"]["messages"] > 0
     assert report["rejoin"]["ok"], report["rejoin"]
     # liveness: every duty of the identity on L1, in every phase
     missed = [f"{p['phase']}: {m}" for p in report["phases"] for m in p["missed"]]
@@ -131,6 +136,8 @@ def test_failover_kill9_of_the_duty_holder(devnet_dir: Path) -> None:
     report = _failover(devnet_dir, "--kill")
     assert report["mode"] == "kill"
     _assert_failover(report)
+    # from the store's rows: any claim the killed node left unfinished was adopted by a twin (never itself)
+    assert all(a["adoptedBy"] != report["target"] for a in report["adoptedFromStopped"])
 
 
 def test_down_leaves_no_process_behind(devnet_dir: Path) -> None:

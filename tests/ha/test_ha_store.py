@@ -290,3 +290,21 @@ def test_bench_guard_reports_the_issue_fields():
     assert result["signed"] + result["adopted"] == 60
     assert result["equivocations"] == 0 and result["unsigned_duties"] == 0
     assert result["racers_exit_codes"] == [0]
+
+
+def test_race_seed_is_printed_and_replays_every_racers_choices(tmp_path, monkeypatch, capfd):
+    """`HA_RACE_SEED` replays a race: the same seed gives every racer the same digest per duty."""
+    from ha_sequencer.bench.guard import SEED_ENV, run_race
+
+    def wanted(seed_env: str) -> dict[str, list[str]]:
+        db = f"sqlite:///{tmp_path}/{seed_env}-{len(list(tmp_path.iterdir()))}.db"
+        open_store(db, migrate=True).close()
+        monkeypatch.setenv(SEED_ENV, seed_env)
+        result = run_race(db, nodes=2, duties=20)
+        assert result.seed == int(seed_env)
+        return {n: [t["wanted"] for t in lines] for n, lines in result.traces.items()}
+
+    first = wanted("1234")
+    assert f"race seed 1234 (replay: {SEED_ENV}=1234)" in capfd.readouterr().err
+    assert wanted("1234") == first
+    assert wanted("99") != first

@@ -52,6 +52,22 @@ def test_fault_probability_is_seeded():
     assert 200 < count(1) < 400
 
 
+def test_fault_armed_by_a_file(tmp_path):
+    """`!PATH` arms the point only while the file exists; `{pid}` is this process."""
+    import os
+
+    hook = parse_faults(f"after_sign:raise!{tmp_path}/arm.{{pid}}")
+    hook("after_sign", 1)
+    (tmp_path / f"arm.{os.getpid()}").touch()
+    hook("after_claim", 2)
+    with pytest.raises(InjectedFault, match="slot 3"):
+        hook("after_sign", 3)
+    (tmp_path / f"arm.{os.getpid()}").unlink()
+    hook("after_sign", 4)
+    with pytest.raises(ValueError, match="needs a file path"):
+        parse_faults("after_sign:kill!")
+
+
 def test_bad_fault_spec():
     with pytest.raises(ValueError, match="bad fault"):
         parse_faults("during_lunch:kill")

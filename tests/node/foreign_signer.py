@@ -22,8 +22,8 @@ def accept(_data: bytes, _from_peer: str) -> Verdict:
     return Verdict.ACCEPT
 
 
-async def serve(key: Path, bootstrap: list[str]) -> None:
-    async with GossipNode(key, 0, bootstrap, config=GossipConfig(heartbeat_interval_s=0.3)) as node:
+async def serve(key: Path, bootstrap: list[str], port: int = 0) -> None:
+    async with GossipNode(key, port, bootstrap, config=GossipConfig(heartbeat_interval_s=0.3)) as node:
         for topic in (PROPOSAL_TOPIC, ATTESTATION_TOPIC):
             await node.subscribe(topic, accept)
         with trio.fail_after(30):
@@ -38,9 +38,10 @@ async def serve(key: Path, bootstrap: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--key", required=True, type=Path)
-    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--bootstrap", default="", help="peer multiaddrs (none: wait to be dialled)")
+    parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
-    trio.run(serve, args.key, args.bootstrap.split(","))
+    trio.run(serve, args.key, [b for b in args.bootstrap.split(",") if b], args.port)
 
 
 if __name__ == "__main__":

@@ -83,3 +83,22 @@ def test_the_duty_store_url_reaches_a_node_through_its_environment_not_argv(
     # a node without a shared store does not inherit one from the parent's environment
     monkeypatch.setenv(HA_DB_ENV, url)
     assert HA_DB_ENV not in NodeProcess("n1", tmp_path, tmp_path / "k.json", 1, 2, "p").environment()
+
+
+def test_fault_injection_needs_the_explicit_flag(tmp_path: Path) -> None:
+    """HA_GUARD_FAULTS on a node without --allow-fault-injection: refuse to start (exit 2), name both."""
+    ks = write_keystore(tmp_path / "keystore.json", keystore_document([(generate_validators(1)[0], [0])]))
+    args = [*ENTRY, "start", "--keystore", str(ks), "--l1-rpc-urls", "http://127.0.0.1:9",
+            "--rollup", "0x" + "11" * 20, "--data-dir", str(tmp_path / "data")]  # fmt: skip
+    env = {**os.environ, "HA_GUARD_FAULTS": "after_sign:kill@5"}
+    env.pop("HA_SEQUENCER_ALLOW_FAULT_INJECTION", None)
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "HA_GUARD_FAULTS" in proc.stderr and "--allow-fault-injection" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    # with the flag, a malformed spec is still a usage error naming the variable
+    bad = {**env, "HA_GUARD_FAULTS": "during_lunch:kill"}
+    args.append("--allow-fault-injection")
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=60, env=bad)
+    assert proc.returncode == 2, proc.stderr
+    assert "HA_GUARD_FAULTS" in proc.stderr and "during_lunch" in proc.stderr

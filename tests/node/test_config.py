@@ -119,3 +119,14 @@ def test_encrypted_keystore_with_password_file(tmp_path: Path) -> None:
     assert loaded.validators[0].publishers[0].address == publisher.address
     env_loaded = load_identities(_config(tmp_path, ks, keystore_password="correct horse"))
     assert env_loaded.validators[0].attester.address == attester.address
+
+
+def test_fault_injection_requires_the_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ks = tmp_path / "k.json"
+    ks.write_text("{}")
+    monkeypatch.setenv("HA_GUARD_FAULTS", "after_claim:kill@3")
+    with pytest.raises(ConfigError, match="--allow-fault-injection"):
+        _config(tmp_path, ks)
+    assert _config(tmp_path, ks, allow_fault_injection=True).allow_fault_injection
+    monkeypatch.delenv("HA_GUARD_FAULTS")
+    assert not _config(tmp_path, ks).allow_fault_injection

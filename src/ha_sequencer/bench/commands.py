@@ -41,6 +41,19 @@ def guard(
         "--private-pg",
         help="postgres: a throwaway local cluster with fsync off (isolates the guard's cost from the disk).",
     ),
+    seed: int | None = typer.Option(
+        None,
+        "--seed",
+        envvar="HA_RACE_SEED",
+        show_default=False,
+        help="Seed of the racers' choices (default: random; printed either way, to replay a run).",
+    ),
+    chaos: bool = typer.Option(
+        False,
+        "--chaos",
+        help="Guard torture: racers killed -9 and paused at random points (the guard's fault points "
+        "included) and restarted, PostgreSQL connections dropped; audit released signatures vs the store.",
+    ),
     as_json: JsonObject = False,
 ) -> None:
     """Race N guarded signers on M duties; report outcomes, claim latency and guarded vs raw signing rate."""
@@ -48,7 +61,21 @@ def guard(
         raise InputError(f"--store: expected sqlite or postgres, got {store!r}")
     if private_pg and store != "postgres":
         raise InputError("--private-pg: only with --store postgres")
-    result = bench_guard_run(store, nodes, duties, db, p_same=p_same, private_pg=private_pg)
+    if chaos:
+        from ha_sequencer.bench.guard import temporary_store
+        from ha_sequencer.bench.torture import torture
+
+        with temporary_store(store, db) as url:
+            result = torture(url, nodes=nodes, duties=duties, seed=seed)
+        if as_json:
+            typer.echo(json.dumps(result))
+        else:
+            for k, v in result.items():
+                typer.echo(f"{k:>18}: {v}")
+        if result["equivocations"] or result["releasedNotInStore"]:
+            raise typer.Exit(EXIT_FAILURE_FOUND)
+        return
+    result = bench_guard_run(store, nodes, duties, db, p_same=p_same, private_pg=private_pg, seed=seed)
     if as_json:
         typer.echo(json.dumps(result))
     else:

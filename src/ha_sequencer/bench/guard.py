@@ -7,6 +7,7 @@ choosing at random the shared digest or its own, writes one JSON line per duty, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -15,7 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 
 from ha_sequencer.bench.stats import percentile
+from ha_sequencer.errors import InputError
 from ha_sequencer.ha.outcomes import (
     Adopted,
     Busy,
@@ -35,6 +37,7 @@ from ha_sequencer.ha.outcomes import (
 )
 
 KEY_ENV = "HA_RACER_KEY"  # the attester key reaches racers through the environment, never argv or logs
+SEED_ENV = "HA_RACE_SEED"  # replays a race or a benchmark: every racer's seed derives from it
 RETRYABLE = (Busy, LostClaim, StoreUnavailable)
 BARRIER_TIMEOUT_S = 120
 
@@ -80,6 +83,8 @@ def racer_main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", required=True)
     p.add_argument("--raw", action="store_true", help="also measure raw signing (benchmark)")
+    p.add_argument("--append", action="store_true", help="append to the trace (a restarted racer)")
+    p.add_argument("--from-duty", type=int, default=0, help="resume at this duty number (a restarted racer)")
     a = p.parse_args(argv)
     work = Path(a.workdir)
     key = bytes.fromhex(os.environ[KEY_ENV].removeprefix("0x"))
@@ -99,12 +104,12 @@ def racer_main(argv: list[str] | None = None) -> None:
         store, node_id=a.node_id, rollup=a.rollup, lease_s=a.lease, fault_hook=faults_from_env(seed=a.seed)
     )
     sign(b"\x00" * 32)  # warm up the signer before the clock starts
-    out = (work / f"trace.{a.node_id}.jsonl").open("w", buffering=1)
+    out = (work / f"trace.{a.node_id}.jsonl").open("a" if a.append else "w", buffering=1)
     (work / f"ready.{a.node_id}").touch()
     _wait_for(work / "go")
     latencies: list[float] = []
     started = time.perf_counter()
-    for i in range(a.duties):
+    for i in range(a.from_duty, a.duties):
         slot, duty_type = duty_of(i, a.slot0)
         variant = "shared" if rng.random() < a.p_same else a.node_id
         digest = digest_for(slot, duty_type, variant)
@@ -175,6 +180,19 @@ class RaceResult:
     returncodes: dict[str, int] = field(default_factory=dict)
     attester: str = ""
     rollup: str = ""
+    seed: int = 0
+
+
+def race_seed(seed: int | None = None) -> int:
+    """The seed of a race or benchmark: `seed`, else `HA_RACE_SEED`, else fresh; printed for a replay."""
+    if seed is None:
+        raw = os.environ.get(SEED_ENV, "").strip()
+        try:
+            seed = int(raw) if raw else random.randrange(1 << 31)
+        except ValueError:
+            raise InputError(f"{SEED_ENV}: not an integer: {raw!r}") from None
+    print(f"race seed {seed} (replay: {SEED_ENV}={seed})", file=sys.stderr, flush=True)
+    return seed
 
 
 def run_race(
@@ -191,8 +209,15 @@ def run_race(
     key: bytes | None = None,
     rollup: str | None = None,
     timeout_s: float = 300,
+    seed: int | None = None,
 ) -> RaceResult:
-    """Start `nodes` racer processes on one store and one attester, release them together, collect traces."""
+    """Start `nodes` racer processes on one store and one attester, release them together, collect traces.
+
+    Every racer's choices (digests, injected faults) derive from `seed`: given, else `HA_RACE_SEED`, else
+    random; it is printed to stderr so a failing race can be replayed with `HA_RACE_SEED=…`.
+    """
+    seed = race_seed(seed)
+    seeds = random.Random(seed)
     account = Account.from_key(key) if key is not None else Account.create()
     rollup_address = rollup or Account.create().address
     work = Path(tempfile.mkdtemp(prefix="ha-race-"))
@@ -220,7 +245,7 @@ def run_race(
                 "--lease",
                 str(lease_s),
                 "--seed",
-                str(random.randrange(1 << 30)),
+                str(seeds.randrange(1 << 30)),
                 "--workdir",
                 str(work),
             ]
@@ -245,7 +270,7 @@ def run_race(
                 }
                 time.sleep(0.005)
             (work / "go-raw").touch()
-        result = RaceResult(attester=account.address, rollup=rollup_address)
+        result = RaceResult(attester=account.address, rollup=rollup_address, seed=seed)
         for node_id, proc in procs.items():
             result.returncodes[node_id] = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
             lines = []
@@ -308,6 +333,42 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
+@contextlib.contextmanager
+def temporary_store(store_kind: str, db: str | None = None) -> Iterator[str]:
+    """A migrated store URL: `db` if given, else a temp SQLite file or PostgreSQL database (dropped after)."""
+    from ha_sequencer.ha.backends import open_store
+
+    if db is not None:
+        open_store(db, migrate=True).close()
+        yield db
+        return
+    if store_kind == "sqlite":
+        tmp = Path(tempfile.mkdtemp(prefix="ha-bench-"))
+        url = f"sqlite:///{tmp}/duties.db"
+        try:
+            open_store(url, migrate=True).close()
+            yield url
+        finally:
+            for f in tmp.iterdir():
+                f.unlink()
+            tmp.rmdir()
+        return
+    import psycopg
+    from psycopg import sql
+
+    admin = os.environ.get("HA_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"ha_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = admin.rsplit("/", 1)[0] + "/" + name
+    try:
+        open_store(url, migrate=True).close()
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 def bench_guard_run(
     store_kind: str,
     nodes: int,
@@ -315,6 +376,7 @@ def bench_guard_run(
     db: str | None = None,
     p_same: float = 0.5,
     private_pg: bool = False,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """Run the guard benchmark; the figures of `bench guard`: outcomes, claim latency, signing rates."""
     from ha_sequencer.ha.backends import open_store
@@ -323,7 +385,8 @@ def bench_guard_run(
         from ha_sequencer.localnet.postgres import PrivatePostgres
 
         with PrivatePostgres() as pg:
-            result = bench_guard_run("postgres", nodes, duties, pg.create_database("bench"), p_same)
+            url = pg.create_database("bench")
+            result = bench_guard_run("postgres", nodes, duties, url, p_same, seed=seed)
         return {**result, "db": "private cluster, fsync off"}
     cleanup: Callable[[], None] | None = None
     if db is None:
@@ -357,7 +420,7 @@ def bench_guard_run(
 
     try:
         open_store(db, migrate=True).close()
-        result = run_race(db, nodes=nodes, duties=duties, p_same=p_same, raw=True)
+        result = run_race(db, nodes=nodes, duties=duties, p_same=p_same, raw=True, seed=seed)
     finally:
         if cleanup is not None:
             cleanup()
@@ -369,6 +432,7 @@ def bench_guard_run(
     raw_s = max(s["raw_s"] for s in summaries)
     return {
         "store": store_kind,
+        "seed": result.seed,
         "nodes": nodes,
         "duties": duties,
         "signed": a["new_signature"],

@@ -367,11 +367,22 @@ def print_report(report) -> None:
         highlight=False,
     )
     _out.print(
-        f"watcher: {report.watcher_peers} peers, {report.watcher_messages} signed messages seen; "
+        f"watcher: {report.watcher_peers} of {report.watcher_expected} nodes as peers"
+        f"{'' if report.full_coverage else ' (PARTIAL COVERAGE)'}, {report.watcher_messages} signed messages "
+        f"seen, {len(report.slashing_submissions)} slashing proofs submitted; "
         f"run took {report.duration_s:.0f} s",
         markup=False,
         highlight=False,
     )
+    if report.mode == "kill":
+        adopted = ", ".join(
+            f"slot {a['slot']} {a['duty']} by {a['adoptedBy']}" for a in report.adopted_from_target
+        )
+        _out.print(
+            f"claims of {report.target} adopted by a twin: {adopted or 'none (it held no unfinished claim)'}",
+            markup=False,
+            highlight=False,
+        )
     if report.attestation_arrival:
         arrivals = ", ".join(f"{k[:10]} {v:.3f}" for k, v in sorted(report.attestation_arrival.items()))
         _out.print(

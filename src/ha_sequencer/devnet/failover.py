@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 
 from ha_sequencer.devnet.orchestrator import log_tail, node_status, spawn_node
+from ha_sequencer.devnet.slasher import SlashingReporter, devnet_reporter_account
 from ha_sequencer.devnet.slots import SlotBook, SlotFacts
 from ha_sequencer.devnet.state import (
     DevnetError,
@@ -44,6 +45,7 @@ from ha_sequencer.devnet.state import (
     update_node_pid,
     wait_gone,
 )
+from ha_sequencer.devnet.store_rows import stored_duties
 from ha_sequencer.devnet.watcher import (
     ATTESTATION,
     PROPOSAL,
@@ -173,6 +175,12 @@ class FailoverReport:
     watcher_peers: int
     watcher_messages: int
     duration_s: float
+    # nodes the watcher must see (every node alive at the start): fewer peers = partial coverage = a failure
+    watcher_expected: int = 0
+    # slashing proofs the watcher submitted to L1 for equivocations it saw
+    slashing_submissions: list[dict[str, Any]] = field(default_factory=list)
+    # with --kill: duties the stopped node held that a twin adopted (from the duty store's rows)
+    adopted_from_target: list[dict[str, Any]] = field(default_factory=list)
     # attester → median seconds into the slot at which the watcher first saw its attestation
     attestation_arrival: dict[str, float] = field(default_factory=dict)
     # attester → [attestations in L1 blocks, committee slots with a block]: the same measure for everyone
@@ -181,7 +189,12 @@ class FailoverReport:
     @property
     def ok(self) -> bool:
         """Exit 0 condition."""
-        return all(p.ok for p in self.phases) and self.rejoin.ok
+        return all(p.ok for p in self.phases) and self.rejoin.ok and self.full_coverage
+
+    @property
+    def full_coverage(self) -> bool:
+        """The watcher was connected to every node (else a missing proposal may only be unseen)."""
+        return self.watcher_peers >= self.watcher_expected
 
     @property
     def failing_rows(self) -> list[str]:
@@ -191,6 +204,11 @@ class FailoverReport:
             rows += [f"{p.name}: slot {m.slot} {m.duty} missed: {m.detail}" for m in p.missed]
             rows += [f"{p.name}: EQUIVOCATION {e}" for e in p.equivocations]
             rows += [f"{p.name}: SLASHED {s}" for s in p.slashed]
+        if not self.full_coverage:
+            rows.append(
+                f"watcher: connected to {self.watcher_peers} of {self.watcher_expected} nodes "
+                "(partial coverage: unseen gossip cannot be judged)"
+            )
         if not self.rejoin.ok:
             rows.append(
                 f"rejoin: {self.rejoin.node} healthy={self.rejoin.healthy} synced={self.rejoin.synced} "
@@ -208,7 +226,14 @@ class FailoverReport:
             "stoppedHolding": self.stopped_duty,
             "phases": [p.to_json() for p in self.phases],
             "rejoin": self.rejoin.to_json(),
-            "watcher": {"peers": self.watcher_peers, "messages": self.watcher_messages},
+            "watcher": {
+                "peers": self.watcher_peers,
+                "expectedPeers": self.watcher_expected,
+                "fullCoverage": self.full_coverage,
+                "messages": self.watcher_messages,
+                "slashingSubmissions": self.slashing_submissions,
+            },
+            "adoptedFromStopped": self.adopted_from_target,
             "attestationArrivalMedianS": self.attestation_arrival,
             "attestationInclusion": self.attestation_inclusion,
             "failures": self.failing_rows,
@@ -269,11 +294,16 @@ class FailoverTest:
         down = [n.name for n in self.state.ha_nodes if not pid_alive(n.pid)]
         if down:
             raise DevnetError(f"HA node(s) {', '.join(down)} are not running: restart the devnet first")
-        watcher = Watcher(self.params, [n.multiaddr for n in self.state.nodes])
+        self.reporter = SlashingReporter(self.client, devnet_reporter_account())
+        watcher = Watcher(self.params, [n.multiaddr for n in self.state.nodes], on_equivocation=self.reporter)
         watcher.start()
+        self.expected_peers = len(alive)
         try:
             if not watcher.wait_peers(len(alive), WATCHER_CONNECT_S):
-                self.say(f"watcher: only {watcher.peer_count()} of {len(alive)} nodes connected; going on")
+                self.say(
+                    f"watcher: only {watcher.peer_count()} of {len(alive)} nodes connected; "
+                    "the run will fail (partial coverage)"
+                )
             else:
                 self.say(f"watcher: connected to all {len(alive)} nodes as peer {watcher.peer_id}")
             return self._run(watcher, started)
@@ -308,7 +338,9 @@ class FailoverTest:
         self.wait_slot_start(last + 1)
         time.sleep(0.5)
         self.book.refresh()
+        self.reporter.drain()  # every proof the watcher sent is mined before Slashed is read
         slashed = slashed_events(self.state.l1_rpc_url, self.state.rollup, self.l1_start_block)
+        watcher.wait_peers(self.expected_peers, 10.0)  # the restarted node reconnects to the watcher
         phases = [
             self._evaluate("baseline", s0, s0 + n - 1, watcher, slashed),
             self._evaluate("stop", s0 + n, stop_slot, watcher, slashed, [note]),
@@ -337,9 +369,21 @@ class FailoverTest:
             watcher_peers=watcher.peer_count(),
             watcher_messages=watcher.ledger.messages,
             duration_s=time.monotonic() - started,
+            watcher_expected=self.expected_peers,
+            slashing_submissions=[x.to_json() for x in self.reporter.submissions],
+            adopted_from_target=self._adopted_from(target.name, stop_slot, last),
             attestation_arrival=self._arrivals(watcher, s0, last),
             attestation_inclusion=self._inclusion(s0, last),
         )
+
+    def _adopted_from(self, node: str, first: int, last: int) -> list[dict[str, Any]]:
+        """The identity's duties in [first, last] that `node` claimed and a twin adopted (store rows)."""
+        rows = stored_duties(self.state.ha_db_url(), self.state.rollup, self.ha)
+        return [
+            {"slot": r.slot, "duty": r.duty_type, "adoptedBy": r.node_id}
+            for r in rows
+            if r.adopted_from == node and first <= r.slot <= last
+        ]
 
     def _inclusion(self, first: int, last: int) -> dict[str, list[int]]:
         """For every attester: [its attestations in L1 blocks, committee slots that have a block]."""

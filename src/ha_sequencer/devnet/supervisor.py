@@ -25,10 +25,12 @@ from ha_sequencer.devnet.orchestrator import (
     log_tail,
 )
 from ha_sequencer.devnet.prometheus import FiringAlert
+from ha_sequencer.devnet.slasher import SlashingReporter, devnet_reporter_account
 from ha_sequencer.devnet.state import DevnetError, load_state, pid_alive, state_path
 from ha_sequencer.devnet.view import Monitor, alert_changes, render, slot_line, status_urls
 from ha_sequencer.devnet.watcher import Watcher
 from ha_sequencer.errors import InputError
+from ha_sequencer.l1.client import RollupClient
 
 REFRESH_S = 1.0
 DETACH_TIMEOUT_S = 300.0
@@ -78,8 +80,13 @@ def run(config: DevnetConfig, *, live: bool, watch: bool = True, console: Consol
         load.start()
         monitor.load = load
         if watch:
+            l1 = RollupClient([state.l1_rpc_url], state.rollup)
+            reporter = SlashingReporter(l1, devnet_reporter_account())
             watcher = Watcher(
-                monitor.params, [n.multiaddr for n in state.nodes], key_dir=Path(state.directory)
+                monitor.params,
+                [n.multiaddr for n in state.nodes],
+                key_dir=Path(state.directory),
+                on_equivocation=reporter,  # the proof of any equivocation it sees goes to L1
             )
             try:
                 watcher.start()

@@ -14,7 +14,7 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from ha_sequencer.p2p.gossip import GossipNode
 from ha_sequencer.p2p.topics import ATTESTATION_TOPIC, PROPOSAL_TOPIC
 from ha_sequencer.p2p.validation import Verdict
 from ha_sequencer.protocol.constants import NetworkParams
+from ha_sequencer.protocol.messages import Attestation, Proposal
 from ha_sequencer.protocol.wire import parse_attestation, parse_proposal
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class Sighting:
     signature: bytes
     from_peer: str
     seen_at: float
+    message: Proposal | Attestation  # the signed struct, as the L1 slashing functions take it
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,9 @@ def proposal_sighting(params: NetworkParams, data: bytes, from_peer: str) -> Sig
     """Decode a gossiped proposal and recover its signer (raises WireError/ValueError when malformed)."""
     msg = parse_proposal(params, data)
     b, signature = msg.signed.block, msg.signed.signature
-    return Sighting(msg.proposer, b.slot, PROPOSAL, msg.digest, b.archive, signature, from_peer, time.time())
+    return Sighting(
+        msg.proposer, b.slot, PROPOSAL, msg.digest, b.archive, signature, from_peer, time.time(), b.proposal
+    )
 
 
 def attestation_sighting(params: NetworkParams, data: bytes, from_peer: str) -> Sighting:
@@ -164,7 +168,15 @@ def attestation_sighting(params: NetworkParams, data: bytes, from_peer: str) -> 
     msg = parse_attestation(params, data)
     att = msg.attestation
     return Sighting(
-        msg.attester, att.slot, ATTESTATION, msg.digest, att.archive, att.signature, from_peer, time.time()
+        msg.attester,
+        att.slot,
+        ATTESTATION,
+        msg.digest,
+        att.archive,
+        att.signature,
+        from_peer,
+        time.time(),
+        Attestation(att.slot, att.archive),
     )
 
 
@@ -172,9 +184,15 @@ class Watcher:
     """Run the gossip observer in a background thread (`start()` / `stop()`, or as a context manager)."""
 
     def __init__(
-        self, params: NetworkParams, bootstrap: Sequence[str], *, key_dir: Path | None = None
+        self,
+        params: NetworkParams,
+        bootstrap: Sequence[str],
+        *,
+        key_dir: Path | None = None,
+        on_equivocation: Callable[[Equivocation], None] | None = None,
     ) -> None:
         self.params = params
+        self.on_equivocation = on_equivocation  # e.g. a SlashingReporter: the proof goes to L1
         self.bootstrap = list(bootstrap)
         self.ledger = SignatureLedger()
         self.malformed = 0
@@ -258,11 +276,13 @@ class Watcher:
 
     def _observe(self, decode, data: bytes, from_peer: str) -> Verdict:
         try:
-            self.ledger.record(decode(self.params, data, from_peer))
+            found = self.ledger.record(decode(self.params, data, from_peer))
         except (HASequencerError, ValueError) as exc:  # WireError, InvalidSignature, bad lengths
             self.malformed += 1
             log.debug("watcher: undecodable message from %s: %s", from_peer, exc)
             return Verdict.REJECT
+        if found is not None and self.on_equivocation is not None:
+            self.on_equivocation(found)
         return Verdict.IGNORE
 
 

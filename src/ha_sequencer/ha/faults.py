@@ -20,19 +20,28 @@ class InjectedFault(RuntimeError):
 
 
 def parse_faults(spec: str, *, seed: int | None = None) -> FaultHook:
-    """Build a hook from `point:action[:arg][@slot[+]|%prob],…`; actions: kill, raise, delay:SECONDS.
+    """Build a hook from `point:action[:arg][@slot[+]|%prob|!PATH],…`; actions: kill, raise, delay:SECONDS.
+
+    `!PATH`: only while the file PATH exists (`{pid}` in it is this process's id), so a chaos run can arm a
+    fault point in one running node at a moment it picks: `after_sign:kill!/run/chaos/arm.{pid}`.
 
     Examples: `after_sign:kill@5` (SIGKILL ourselves at slot 5; `@5+`: at the first duty from slot 5 on
     that reaches the point), `before_record:delay:0.02%0.1`
     (10 % of duties sleep 20 ms), `before_record:raise%0.01`.
     """
     rng = random.Random(seed)
-    rules: list[tuple[str, str, float, int | None, bool, float]] = []
+    rules: list[tuple[str, str, float, int | None, bool, float, str | None]] = []
     for item in filter(None, (s.strip() for s in spec.split(","))):
         slot: int | None = None
         onward = False
         prob = 1.0
-        if "@" in item:
+        armed_by: str | None = None
+        if "!" in item:
+            item, path = item.split("!", 1)
+            if not path:
+                raise ValueError(f"{FAULT_ENV}: bad fault {item!r}: `!` needs a file path")
+            armed_by = path.replace("{pid}", str(os.getpid()))
+        elif "@" in item:
             item, at = item.split("@", 1)
             onward = at.endswith("+")
             slot = int(at.rstrip("+"))
@@ -44,11 +53,13 @@ def parse_faults(spec: str, *, seed: int | None = None) -> FaultHook:
             raise ValueError(
                 f"{FAULT_ENV}: bad fault {item!r} (points {FAULT_POINTS}; actions kill, raise, delay)"
             )
-        rules.append((point, action, float(rest[0]) if rest else 0.0, slot, onward, prob))
+        rules.append((point, action, float(rest[0]) if rest else 0.0, slot, onward, prob, armed_by))
 
     def hook(point: str, slot_now: int) -> None:
-        for r_point, action, arg, r_slot, onward, prob in rules:
+        for r_point, action, arg, r_slot, onward, prob, armed_by in rules:
             if r_point != point or rng.random() >= prob:
+                continue
+            if armed_by is not None and not os.path.exists(armed_by):
                 continue
             if r_slot is not None and not (slot_now >= r_slot if onward else slot_now == r_slot):
                 continue

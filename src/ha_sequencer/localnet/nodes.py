@@ -25,6 +25,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from ha_sequencer.errors import HASequencerError
+from ha_sequencer.ha.faults import FAULT_ENV
 from ha_sequencer.keys.bls import bls_public_key
 from ha_sequencer.keys.files import write_private_file
 from ha_sequencer.l1.anvil import Anvil, free_port
@@ -187,6 +188,8 @@ class NodeProcess:
         ]  # fmt: skip
         if bootstrap:
             cmd += ["--bootstrap-nodes", ",".join(bootstrap)]
+        if self.extra_env.get(FAULT_ENV):
+            cmd.append("--allow-fault-injection")
         return cmd + list(self.extra_args)
 
     def environment(self) -> dict[str, str]:

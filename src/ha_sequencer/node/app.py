@@ -394,6 +394,8 @@ class Node:
         scheduler.stop()
 
     def _fault_hook(self) -> FaultHook | None:
+        if not self.config.allow_fault_injection:  # build_config refused a set variable without the flag
+            return None
         hook = faults_from_env()
         if hook is not None:
             log.warning("!!! %s is set: the duty guard will inject faults (tests/chaos only) !!!", FAULT_ENV)

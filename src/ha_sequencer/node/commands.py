@@ -118,6 +118,13 @@ def start(
         help="Spam policy: the lowest L2 fee a tx must pay to enter this node's mempool or be relayed "
         "by its gossip (blocks of other proposers are taken whatever their fees).",
     ),
+    allow_fault_injection: bool = typer.Option(
+        False,
+        "--allow-fault-injection",
+        envvar=f"{_ENV}ALLOW_FAULT_INJECTION",
+        help="Honour HA_GUARD_FAULTS (the duty guard kills or fails itself on purpose: tests and chaos runs "
+        "only). Without this flag a node refuses to start while HA_GUARD_FAULTS is set.",
+    ),
     log_level: str = typer.Option("INFO", "--log-level", envvar=f"{_ENV}LOG_LEVEL", help="Log level."),
     min_balance: str = typer.Option(
         DEFAULT_MIN_ETH,
@@ -183,6 +190,7 @@ def start(
         lease_s=lease,
         doppelganger_slots=doppelganger_slots,
         min_tx_fee=min_tx_fee,
+        allow_fault_injection=allow_fault_injection,
         funds=FundsSettings(
             min_eth=min_balance,
             warn_eth=warn_balance,

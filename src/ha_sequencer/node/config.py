@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ha_sequencer.errors import InputError
+from ha_sequencer.ha.faults import FAULT_ENV, parse_faults
 from ha_sequencer.monitoring.alerts import check_webhook_url
 from ha_sequencer.monitoring.eth import parse_eth
 from ha_sequencer.monitoring.service import FundsSettings
@@ -143,6 +145,8 @@ class NodeConfig:
     lease_s: float | None = None
     doppelganger_slots: int = 0
     min_tx_fee: int = DEFAULT_MIN_TX_FEE
+    # the guard's fault points (a test and chaos facility) honour HA_GUARD_FAULTS only with this flag
+    allow_fault_injection: bool = False
     # publisher balance thresholds, top-ups and the alert webhook
     funds: FundsSettings = FundsSettings()
 
@@ -179,6 +183,7 @@ def build_config(
     min_tx_fee: int = DEFAULT_MIN_TX_FEE,
     funds: FundsSettings | None = None,
     ha_db_allow_async: bool = False,
+    allow_fault_injection: bool = False,
 ) -> NodeConfig:
     """Validate raw flag values into a NodeConfig (raises ConfigError naming the flag)."""
     if not keystore.exists():
@@ -191,6 +196,16 @@ def build_config(
         raise ConfigError(f"--doppelganger-slots: must be 0 or more, got {doppelganger_slots}")
     if min_tx_fee < 0:
         raise ConfigError(f"--min-tx-fee: must be 0 or more, got {min_tx_fee}")
+    if os.environ.get(FAULT_ENV) and not allow_fault_injection:
+        raise ConfigError(
+            f"{FAULT_ENV} is set: fault injection makes the duty guard kill or fail itself on purpose "
+            "(tests and chaos runs only); unset it, or pass --allow-fault-injection"
+        )
+    if allow_fault_injection and os.environ.get(FAULT_ENV):
+        try:
+            parse_faults(os.environ[FAULT_ENV])
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if keystore_password_file is not None and not keystore_password_file.is_file():
         raise ConfigError(f"--keystore-password-file: {keystore_password_file} is not a file")
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -213,6 +228,7 @@ def build_config(
         lease_s=lease_s,
         doppelganger_slots=doppelganger_slots,
         min_tx_fee=min_tx_fee,
+        allow_fault_injection=allow_fault_injection,
         funds=check_funds(funds or FundsSettings()),
         ha_db_allow_async=ha_db_allow_async,
     )

@@ -1,0 +1,198 @@
+"""`bench guard --chaos`: guard torture. K racer processes race every duty (digests disagree about half the
+time) while a seeded supervisor kills them (-9), pauses them past the lease and restarts them, their guards
+kill themselves at the guard's fault points, and (PostgreSQL) the store drops every connection.
+
+Each racer appends every signature its guard *released* to its own trace file (a restarted racer appends to
+the same file). The audit then checks, from those files and the store alone: no duty has two released digests,
+and every released signature is the store's signature for that duty.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+
+from ha_sequencer.bench.guard import KEY_ENV, race_seed
+from ha_sequencer.ha.faults import FAULT_ENV, MID_DUTY_POINTS
+
+SELF_KILL_P = 0.003  # per duty and fault point: the racer's guard SIGKILLs itself there
+TICK_S = 0.02
+KILL_P = 0.003  # per tick: kill -9 one racer
+PAUSE_P = 0.005  # per tick: SIGSTOP one racer for up to 2 leases
+STORE_DROP_P = 0.002  # per tick (PostgreSQL): terminate every connection to the database
+LEASE_S = 0.2
+
+
+def torture(
+    db: str, *, nodes: int, duties: int, seed: int | None = None, timeout_s: float = 1800
+) -> dict[str, Any]:
+    """Run the torture on store `db` (migrated) and audit it; returns the figures."""
+    seed = race_seed(seed)
+    rng = random.Random(seed)
+    account = Account.create()
+    rollup = Account.create().address
+    work = Path(tempfile.mkdtemp(prefix="ha-torture-"))
+    base_env = {
+        **os.environ,
+        KEY_ENV: account.key.hex(),
+        FAULT_ENV: ",".join(f"{p}:kill%{SELF_KILL_P}" for p in MID_DUTY_POINTS),
+    }
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    counts = {"kills": 0, "selfKills": 0, "pauses": 0, "restarts": 0, "storeDrops": 0}
+    paused: dict[str, float] = {}
+    killed_by_us: set[int] = set()
+
+    def spawn(node_id: str, append: bool) -> None:
+        cmd = [
+            sys.executable, "-m", "ha_sequencer.bench.guard", "--db", db, "--node-id", node_id,
+            "--rollup", rollup, "--duties", str(duties), "--p-same", "0.5", "--lease", str(LEASE_S),
+            "--seed", str(rng.randrange(1 << 30)), "--workdir", str(work),
+        ]  # fmt: skip
+        if append:
+            # resume at the duty the killed racer was in (re-attempted: its claim may be its own, now stale)
+            cmd += ["--append", "--from-duty", str(_last_duty(work / f"trace.{node_id}.jsonl"))]
+        procs[node_id] = subprocess.Popen(cmd, env=base_env, stdout=subprocess.DEVNULL)
+
+    started = time.monotonic()
+    try:
+        for n in range(nodes):
+            spawn(f"node-{n}", append=False)
+        (work / "go").touch()
+        deadline = started + timeout_s
+        done: set[str] = set()
+        while len(done) < nodes:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"torture did not finish in {timeout_s:.0f} s")
+            now = time.monotonic()
+            for node_id, until in list(paused.items()):
+                if now >= until:
+                    with suppress(ProcessLookupError):
+                        os.kill(procs[node_id].pid, signal.SIGCONT)
+                    del paused[node_id]
+            for node_id, proc in procs.items():
+                if node_id in done or node_id in paused:
+                    continue
+                code = proc.poll()
+                if code == 0:
+                    done.add(node_id)
+                elif code is not None:  # killed (by us or by its own guard at a fault point): restart
+                    counts["selfKills"] += code == -signal.SIGKILL and proc.pid not in killed_by_us
+                    counts["restarts"] += 1
+                    spawn(node_id, append=True)
+            live = [n for n in procs if n not in done and n not in paused and procs[n].poll() is None]
+            if live and rng.random() < KILL_P:
+                victim = rng.choice(live)
+                killed_by_us.add(procs[victim].pid)
+                procs[victim].kill()
+                counts["kills"] += 1
+            elif live and rng.random() < PAUSE_P:
+                victim = rng.choice(live)
+                os.kill(procs[victim].pid, signal.SIGSTOP)
+                paused[victim] = now + rng.uniform(0.0, 2 * LEASE_S)
+                counts["pauses"] += 1
+            elif db.startswith("postgres") and rng.random() < STORE_DROP_P:
+                _drop_connections(db)
+                counts["storeDrops"] += 1
+            time.sleep(TICK_S)
+        wall = time.monotonic() - started
+        result = audit_torture(db, rollup, account.address, work)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                with suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGCONT)
+                proc.kill()
+                proc.wait()
+        for f in work.iterdir():
+            f.unlink()
+        work.rmdir()
+    return {
+        "seed": seed,
+        "nodes": nodes,
+        "duties": duties,
+        **counts,
+        **result,
+        "wallS": round(wall, 1),
+        "attemptsPerS": round(result["attempts"] / wall, 1) if wall else 0.0,
+    }
+
+
+def _last_duty(trace: Path) -> int:
+    """The duty number after the last one a racer's trace records (0 without any)."""
+    last = -1
+    if trace.exists():
+        for line in trace.read_text().splitlines():
+            with suppress(ValueError, KeyError):
+                last = max(last, json.loads(line)["slot"] - 1)  # duty i is slot 1 + i (racer --slot0 1)
+    return last + 1
+
+
+def _drop_connections(db: str) -> None:
+    import psycopg
+
+    name = db.rsplit("/", 1)[-1].split("?")[0]
+    admin = db.rsplit("/", 1)[0] + "/postgres"
+    with suppress(psycopg.Error), psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+
+
+def audit_torture(db: str, rollup: str, attester: str, work: Path) -> dict[str, Any]:
+    """From the racers' released-signature files and the store: equivocations and store mismatches."""
+    from ha_sequencer.ha.backends import open_store
+
+    released: dict[tuple[int, str], set[tuple[str, str]]] = {}
+    outcomes: dict[str, int] = {}
+    attempts = 0
+    for trace in work.glob("trace.*.jsonl"):
+        for line in trace.read_text().splitlines():
+            try:
+                t = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by kill -9
+            if "summary" in t:
+                continue
+            attempts += t.get("attempts", 1)
+            outcomes[t["outcome"]] = outcomes.get(t["outcome"], 0) + 1
+            if t["signature"]:
+                released.setdefault((t["slot"], t["duty_type"]), set()).add((t["digest"], t["signature"]))
+    store = open_store(db)
+    try:
+        rows, _ = store.export_rows(rollup.lower())
+    finally:
+        store.close()
+    by_duty = {(r["slot"], r["duty_type"]): r for r in rows if r["attester"] == attester.lower()}
+    equivocations = sum(1 for sigs in released.values() if len({d for d, _ in sigs}) > 1)
+    mismatches = 0
+    for duty, sigs in released.items():
+        row = by_duty.get(duty)
+        for digest, signature in sigs:
+            if (
+                row is None
+                or row["signature"] is None
+                or (row["digest"].hex(), row["signature"].hex()) != (digest, signature)
+            ):
+                mismatches += 1
+    return {
+        "attempts": attempts,
+        "dutiesReleased": len(released),
+        "adoptions": outcomes.get("adopted", 0),
+        "refusals": outcomes.get("refused", 0),
+        "outcomes": outcomes,
+        "equivocations": equivocations,
+        "releasedNotInStore": mismatches,
+    }

@@ -1,0 +1,1 @@
+"""`ha-sequencer chaos`: seeded random faults over many slots of a devnet, audited independently."""
