@@ -12,7 +12,7 @@ import psycopg_pool
 from psycopg.rows import TupleRow
 
 from ha_sequencer.ha.errors import DutyStoreError, StoreUnreachable
-from ha_sequencer.ha.sqlbase import Execute, Row, SqlDutyStore
+from ha_sequencer.ha.sqlbase import CLAIM_OR_FETCH, Execute, Row, SqlDutyStore
 from ha_sequencer.redact import redact_dsn
 
 CONNECT_TIMEOUT_S = 2
@@ -130,7 +130,12 @@ class PostgresDutyStore(SqlDutyStore):
             raise self._fail(exc) from exc
 
     def _execute_claim(self, sql: str, params: Mapping[str, Any]) -> list[Row]:
+        """Run a statement on the claim pool (commits without waiting for the WAL flush)."""
         return self._execute(sql, params, pool=self._claim_pool)
+
+    def _claim_or_fetch(self, params: Mapping[str, Any]) -> Row:
+        # One statement, one round trip: the loser of a contested duty gets the winner's row back at once.
+        return self._execute_claim(self._native(CLAIM_OR_FETCH), params)[0]
 
     @contextlib.contextmanager
     def _transaction(self) -> Generator[Execute]:

@@ -69,6 +69,32 @@ SELECT (SELECT slot FROM watermarks WHERE {_SCOPE}), ({_ACTIVE_HALT.format(sel="
        d.status, d.digest, d.payload, d.node_id, d.lock_token, d.signature, d.lease_until, {{now}}
 FROM (SELECT 1 AS one) AS x LEFT JOIN duties AS d ON d.{_KEY.replace(" AND ", " AND d.")}
 """
+_ROW_COLS = "status, digest, payload, node_id, lock_token, signature, lease_until"
+# The contested claim in one round trip (PostgreSQL): CLAIM's insert and gates, answering FETCH's columns.
+# On a conflict the row is "updated" to itself: unlike DO NOTHING, DO UPDATE waits for a racing claimant's
+# insert to commit and then returns that committed row, which a separate read in the same statement could
+# not see (its snapshot predates the racer's commit). The no-op update changes no column and so cannot
+# weaken the duty: it moves no token, lease or digest. With the watermark or halt gate closed, the SELECT
+# yields no row and nothing is inserted or updated; the outer query then reads the row (a signed duty below
+# the watermark still answers SameData or Refused) and reports the watermark and the halt, as FETCH does.
+CLAIM_OR_FETCH = f"""
+WITH claimed AS (
+  INSERT INTO duties (rollup, attester, slot, duty_type, digest, payload, status, node_id, lock_token,
+                      claimed_at, lease_until)
+  SELECT %(rollup)s, %(attester)s, %(slot)s, %(duty_type)s, %(digest)s, %(payload)s, 'signing', %(node_id)s,
+         %(token)s, {{now}}, {{now}} + %(lease_s)s
+  WHERE NOT EXISTS (SELECT 1 FROM watermarks WHERE {_SCOPE} AND slot >= %(slot)s) AND {_NOT_HALTED}
+  ON CONFLICT (rollup, attester, slot, duty_type) DO UPDATE SET lock_token = duties.lock_token
+  RETURNING {_ROW_COLS}
+)
+SELECT (SELECT slot FROM watermarks WHERE {_SCOPE}), ({_ACTIVE_HALT.format(sel="reason")}),
+       c.status, c.digest, c.payload, c.node_id, c.lock_token, c.signature, c.lease_until, {{now}}
+FROM (SELECT 1 AS one) AS x LEFT JOIN (
+  SELECT {_ROW_COLS} FROM claimed
+  UNION ALL
+  SELECT {_ROW_COLS} FROM duties WHERE {_KEY} AND NOT EXISTS (SELECT 1 FROM claimed)
+) AS c ON TRUE
+"""
 # Adoption: exactly one node replaces an expired claimant's token; it may sign only the stored digest.
 ADOPT = f"""
 UPDATE duties SET node_id = %(node_id)s, lock_token = %(token)s, lease_until = {{now}} + %(lease_s)s,
@@ -200,6 +226,12 @@ def _row(r: Row) -> DutyRow:
     )
 
 
+def _existing(r: Row) -> Existing:
+    """FETCH's columns: watermark, halt reason, then the duty row's (all NULL when there is no row)."""
+    watermark = None if r[0] is None else int(r[0])
+    return Existing(row=None if r[2] is None else _row(r[2:]), watermark=watermark, halted=r[1])
+
+
 def _halt(r: Row) -> Halt:
     return Halt(
         id=int(r[0]),
@@ -311,26 +343,38 @@ class SqlDutyStore:
     def _exec(self, sql: str, **params: Any) -> list[Row]:
         return self._execute(self._native(sql), params)
 
-    def _execute_claim(self, sql: str, params: Mapping[str, Any]) -> list[Row]:
-        """Run the claim statement (a backend may run it without waiting for its own durability)."""
-        return self._execute(sql, params)
+    def _claim_or_fetch(self, params: Mapping[str, Any]) -> Row:
+        """Claim, and in the same transaction read FETCH's columns (our new row when the claim won).
+
+        One transaction, so one lock and one commit: SQLite's BEGIN IMMEDIATE serializes writers, so the
+        read after a conflict sees the winner's committed row. PostgreSQL does it in one statement."""
+        with self._transaction() as execute:
+            execute(self._native(CLAIM), params)
+            return execute(self._native(FETCH), params)[0]
 
     # -- duties ----------------------------------------------------------------------------------------------
     def claim(
         self, key: DutyKey, digest: bytes, payload: bytes, node_id: str, token: str, lease_s: float
     ) -> ClaimResult:
-        """Insert a `signing` row for us, or report the existing row / the watermark."""
-        params = {**key.params(), "digest": digest, "payload": payload, "node_id": node_id, "token": token}
-        rows = self._execute_claim(self._native(CLAIM), {**params, "lease_s": lease_s})
-        if rows:
+        """Insert a `signing` row for us, or report the existing row / the watermark / the halt."""
+        params = {
+            **key.params(),
+            "digest": digest,
+            "payload": payload,
+            "node_id": node_id,
+            "token": token,
+            "lease_s": lease_s,
+        }
+        found = _existing(self._claim_or_fetch(params))
+        row = found.row
+        # The token is fresh for this call: a `signing` row holding it is the one this claim inserted.
+        if row is not None and row.status is DutyStatus.SIGNING and row.lock_token == token:
             return Claimed()
-        return self.fetch(key)
+        return found
 
     def fetch(self, key: DutyKey) -> Existing:
         """The duty's row (if any), its scope's watermark (if any) and the attester's active halt (if any)."""
-        r = self._exec(FETCH, **key.params())[0]
-        watermark = None if r[0] is None else int(r[0])
-        return Existing(row=None if r[2] is None else _row(r[2:]), watermark=watermark, halted=r[1])
+        return _existing(self._exec(FETCH, **key.params())[0])
 
     def adopt(self, key: DutyKey, old_token: str, node_id: str, token: str, lease_s: float) -> DutyRow | None:
         """Take over an expired `signing` row; None if another adopter won or the claimant finished."""
