@@ -12,6 +12,7 @@ Every attester signature goes through the duty guard (DESIGN.md: High availabili
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, assert_never
@@ -108,6 +109,17 @@ class Identity:
         return cls(account.address, fee_recipient, lambda digest: sign_digest(account, digest))
 
 
+@dataclass(frozen=True)
+class GuardCall:
+    """One guard call of a slot, as `SlotRecord.duties` keeps it (for `bench scale`)."""
+
+    attester: str
+    duty: str
+    outcome: str
+    at: float
+    guard_ms: float
+
+
 @dataclass
 class SlotRecord:
     """What happened in one slot, for the benchmark and /status (times are seconds after slot start)."""
@@ -121,6 +133,9 @@ class SlotRecord:
     l1_mined: float | None = None
     attestations: int = 0
     outcome: str | None = None
+    # Every guard call of the slot: the attester, the duty, the outcome, when the call returned (seconds after
+    # slot start: for a signature, when it was released) and how long the guard took (ms).
+    duties: list[GuardCall] = field(default_factory=list[GuardCall])
 
 
 class AttestationPool:
@@ -518,6 +533,7 @@ class Scheduler:
         def call() -> Outcome:
             return self.guard.sign_duty(identity.attester, slot, duty_type, digest, payload, identity.sign)
 
+        started = time.perf_counter()
         try:
             outcome = await trio.to_thread.run_sync(call)
         except Exception as exc:  # the guard fails closed on store errors; anything else is a bug: die loudly
@@ -525,6 +541,15 @@ class Scheduler:
             self.metrics.duties.labels(duty=duty_type.value, outcome="error").inc()
             raise
         self.metrics.duties.labels(duty=duty_type.value, outcome=outcome_label(outcome)).inc()
+        self.records.setdefault(slot, SlotRecord(slot)).duties.append(
+            GuardCall(
+                identity.attester,
+                duty_type.value,
+                outcome_label(outcome),
+                round(self.clock.since_slot_start(slot), 4),
+                round((time.perf_counter() - started) * 1000, 3),
+            )
+        )
         # A refused proposal is routine in HA (a twin signed its own block first); a refused attestation means
         # two different blocks for one slot reached this identity: alert once, recover on the next normal one.
         if duty_type == DutyType.ATTESTATION:
