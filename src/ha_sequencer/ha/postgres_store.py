@@ -137,10 +137,18 @@ class PostgresDutyStore(SqlDutyStore):
         # One statement, one round trip: the loser of a contested duty gets the winner's row back at once.
         return self._execute_claim(self._native(CLAIM_OR_FETCH), params)[0]
 
+    def _claim_in(self, execute: Execute, params: Mapping[str, Any]) -> Row:
+        return execute(self._native(CLAIM_OR_FETCH), params)[0]
+
     @contextlib.contextmanager
-    def _transaction(self) -> Generator[Execute]:
+    def _claim_transaction(self) -> Generator[Execute]:
+        with self._transaction(self._claim_pool) as execute:
+            yield execute
+
+    @contextlib.contextmanager
+    def _transaction(self, pool: Pool | None = None) -> Generator[Execute]:
         try:
-            with self._pool.connection() as conn, conn.transaction():
+            with (pool or self._pool).connection() as conn, conn.transaction():
 
                 def execute(sql: str, params: Mapping[str, Any], *, fetch: bool = True) -> list[Row]:
                     cur = conn.execute(_query(sql), params)

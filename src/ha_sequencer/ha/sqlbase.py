@@ -25,8 +25,10 @@ from ha_sequencer.ha.store import (
     SCHEMA_VERSION,
     Claimed,
     ClaimResult,
+    DutyClaim,
     DutyKey,
     DutyRecord,
+    DutyRecordRequest,
     DutyRow,
     Existing,
     Halt,
@@ -226,6 +228,26 @@ def _row(r: Row) -> DutyRow:
     )
 
 
+def _claim_params(c: DutyClaim, node_id: str, lease_s: float) -> dict[str, Any]:
+    return {
+        **c.key.params(),
+        "digest": c.digest,
+        "payload": c.payload,
+        "node_id": node_id,
+        "token": c.token,
+        "lease_s": lease_s,
+    }
+
+
+def _claim_result(r: Row, token: str) -> ClaimResult:
+    found = _existing(r)
+    row = found.row
+    # The token is fresh for this call: a `signing` row holding it is the one this claim inserted.
+    if row is not None and row.status is DutyStatus.SIGNING and row.lock_token == token:
+        return Claimed()
+    return found
+
+
 def _existing(r: Row) -> Existing:
     """FETCH's columns: watermark, halt reason, then the duty row's (all NULL when there is no row)."""
     watermark = None if r[0] is None else int(r[0])
@@ -349,28 +371,48 @@ class SqlDutyStore:
         One transaction, so one lock and one commit: SQLite's BEGIN IMMEDIATE serializes writers, so the
         read after a conflict sees the winner's committed row. PostgreSQL does it in one statement."""
         with self._transaction() as execute:
-            execute(self._native(CLAIM), params)
-            return execute(self._native(FETCH), params)[0]
+            return self._claim_in(execute, params)
+
+    def _claim_in(self, execute: Execute, params: Mapping[str, Any]) -> Row:
+        """The claim's statements inside an open transaction; FETCH's columns."""
+        execute(self._native(CLAIM), params)
+        return execute(self._native(FETCH), params)[0]
+
+    @contextlib.contextmanager
+    def _claim_transaction(self) -> Generator[Execute]:
+        """The transaction a batch of claims runs in (a backend may skip waiting for its durability)."""
+        with self._transaction() as execute:
+            yield execute
 
     # -- duties ----------------------------------------------------------------------------------------------
     def claim(
         self, key: DutyKey, digest: bytes, payload: bytes, node_id: str, token: str, lease_s: float
     ) -> ClaimResult:
         """Insert a `signing` row for us, or report the existing row / the watermark / the halt."""
-        params = {
-            **key.params(),
-            "digest": digest,
-            "payload": payload,
-            "node_id": node_id,
-            "token": token,
-            "lease_s": lease_s,
-        }
-        found = _existing(self._claim_or_fetch(params))
-        row = found.row
-        # The token is fresh for this call: a `signing` row holding it is the one this claim inserted.
-        if row is not None and row.status is DutyStatus.SIGNING and row.lock_token == token:
-            return Claimed()
-        return found
+        params = _claim_params(DutyClaim(key, digest, payload, token), node_id, lease_s)
+        return _claim_result(self._claim_or_fetch(params), token)
+
+    def claim_many(self, claims: Sequence[DutyClaim], node_id: str, lease_s: float) -> list[ClaimResult]:
+        """`claim` for each duty, all in one transaction: one commit (one WAL flush) for a slot's duties.
+
+        Each claim is the single claim's own statement, so each keeps the watermark and `_NOT_HALTED` gates:
+        a halted attester's duty answers with its halt while the others of the batch go on."""
+        with self._claim_transaction() as execute:
+            return [
+                _claim_result(self._claim_in(execute, _claim_params(c, node_id, lease_s)), c.token)
+                for c in claims
+            ]
+
+    def record_many(self, records: Sequence[DutyRecordRequest]) -> list[bool]:
+        """`record` for each duty (each gated by its token and `_NOT_HALTED`), in one durable transaction."""
+        if not records:
+            return []
+        sql = self._native(RECORD)
+        with self._transaction() as execute:
+            return [
+                bool(execute(sql, {**r.key.params(), "token": r.token, "signature": r.signature}))
+                for r in records
+            ]
 
     def fetch(self, key: DutyKey) -> Existing:
         """The duty's row (if any), its scope's watermark (if any) and the attester's active halt (if any)."""

@@ -20,7 +20,7 @@ from typing import Protocol, assert_never
 import trio
 from eth_account.signers.local import LocalAccount
 
-from ha_sequencer.ha.guard import DutyGuard
+from ha_sequencer.ha.guard import DutyGuard, DutyRequest
 from ha_sequencer.ha.outcomes import (
     Adopted,
     BelowWatermark,
@@ -477,12 +477,19 @@ class Scheduler:
             return
         digest = attestation_digest(self.params, Attestation(slot, block.archive))
         payload = attestation_payload(slot, block.archive)
+        voters = [self.identities[a] for a in mine if (slot, a) not in self._attested]
+        self._attested.update((slot, i.attester) for i in voters)
+        if len(voters) == 1:
+            await self._attest_one(voters[0], slot, digest, payload)
+            return
+        if not voters:
+            return
+        # Every identity of this node votes for the same block: one guard batch (one claim and one record
+        # transaction for all of them), then each vote is released as `_attest_one` releases it.
+        outcomes = await self._sign_many(voters, slot, DutyType.ATTESTATION, digest, payload)
         async with trio.open_nursery() as n:
-            for attester in mine:
-                if (slot, attester) in self._attested:
-                    continue
-                self._attested.add((slot, attester))
-                n.start_soon(self._attest_one, self.identities[attester], slot, digest, payload)
+            for identity, outcome in zip(voters, outcomes, strict=True):
+                n.start_soon(self._release_attestation, identity, slot, payload, outcome)
 
     async def _validate(self, block: Block) -> Execution | None:
         for attempt in range(2):
@@ -499,6 +506,11 @@ class Scheduler:
 
     async def _attest_one(self, identity: Identity, slot: int, digest: bytes, payload: bytes) -> None:
         outcome = await self._sign(identity, slot, DutyType.ATTESTATION, digest, payload)
+        await self._release_attestation(identity, slot, payload, outcome)
+
+    async def _release_attestation(
+        self, identity: Identity, slot: int, payload: bytes, outcome: Outcome
+    ) -> None:
         match outcome:
             case NewSignature(signature) | SameData(signature):
                 slot, archive = decode_attestation_payload(payload)
@@ -540,6 +552,29 @@ class Scheduler:
             log.error("slot %d: guard error for %s %s: %s", slot, identity.attester, duty_type, exc)
             self.metrics.duties.labels(duty=duty_type.value, outcome="error").inc()
             raise
+        self._account(identity, slot, duty_type, outcome, started)
+        return outcome
+
+    async def _sign_many(
+        self, identities: Sequence[Identity], slot: int, duty_type: DutyType, digest: bytes, payload: bytes
+    ) -> list[Outcome]:
+        """`_sign` for several identities of this node signing the same message: one guard batch."""
+        requests = [DutyRequest(i.attester, slot, duty_type, digest, payload, i.sign) for i in identities]
+        started = time.perf_counter()
+        try:
+            outcomes = await trio.to_thread.run_sync(lambda: self.guard.sign_duties(requests))
+        except Exception as exc:  # as in `_sign`: the guard fails closed itself; anything else is a bug
+            log.error("slot %d: guard error for %d %s duties: %s", slot, len(requests), duty_type, exc)
+            self.metrics.duties.labels(duty=duty_type.value, outcome="error").inc(len(requests))
+            raise
+        for identity, outcome in zip(identities, outcomes, strict=True):
+            self._account(identity, slot, duty_type, outcome, started)
+        return outcomes
+
+    def _account(
+        self, identity: Identity, slot: int, duty_type: DutyType, outcome: Outcome, started: float
+    ) -> None:
+        """Metrics, the slot's guard-call record and the refused-attestation alert of one guard answer."""
         self.metrics.duties.labels(duty=duty_type.value, outcome=outcome_label(outcome)).inc()
         self.records.setdefault(slot, SlotRecord(slot)).duties.append(
             GuardCall(
@@ -565,7 +600,6 @@ class Scheduler:
                 case _:
                     assert_never(outcome)
         log.debug("slot %d: %s %s: %s", slot, identity.attester, duty_type, outcome_label(outcome))
-        return outcome
 
     async def _gossip(self, topic: str, data: bytes) -> None:
         try:
