@@ -25,6 +25,7 @@ FILLER_NODES = 2  # processes holding the committee's other validators
 FILLERS_IN_ONE_NODE = 8  # up to this many, one process holds them all (small instances start faster)
 EPOCH_LENGTH = 8
 WARMUP_SLOTS = 2
+MESH_TIMEOUT_S = 60.0
 # A duty counts as done when a fleet node released its signature by this fraction of the slot: proposals
 # by the quorum deadline (no quorum is collected after it), attestations by the last useful moment.
 PROPOSAL_DEADLINE = 0.7
@@ -84,6 +85,7 @@ def run_identities(
             net.add_node(f"f{j}", [(v, [0]) for v in group])
         net.start()
         net.wait_ready(timeout=180)
+        peers = _wait_for_mesh(net, timeout_s=MESH_TIMEOUT_S)
         first = net.nodes["ha0"].status()[1]["slot"] + WARMUP_SLOTS
         last = first + slots - 1
         while net.nodes["ha0"].status()[1]["slot"] < first:
@@ -116,7 +118,21 @@ def run_identities(
         blocks=blocks,
         usage=(usage_start, usage_end, elapsed),
         store=store,
-    )
+    ) | {"peers_at_start": peers}
+
+
+def _wait_for_mesh(net: Any, *, timeout_s: float) -> dict[str, int]:
+    """Wait until every node has a gossip connection to every other one (a duty missed because gossip had no
+    path yet is the network's start-up, not the cost of K); returns each node's peer count when measuring."""
+    import time
+
+    want = len(net.nodes) - 1
+    deadline = time.monotonic() + timeout_s
+    while True:
+        peers = {name: int(node.status()[1].get("peers", 0)) for name, node in net.nodes.items()}
+        if min(peers.values()) >= want or time.monotonic() > deadline:
+            return peers
+        time.sleep(0.5)
 
 
 def _summarise(
