@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import psycopg
@@ -308,3 +309,85 @@ def test_race_seed_is_printed_and_replays_every_racers_choices(tmp_path, monkeyp
     assert f"race seed 1234 (replay: {SEED_ENV}=1234)" in capfd.readouterr().err
     assert wanted("1234") == first
     assert wanted("99") != first
+
+
+def _key(attester: str, slot: int):
+    from ha_sequencer.ha.store import DutyKey
+
+    return DutyKey(ROLLUP.lower(), attester.lower(), slot, A.value)
+
+
+def test_a_contested_claim_answers_with_the_existing_row_in_one_call(store):
+    # The loser of a duty learns the winner's row from its claim: no second statement, no second round trip.
+    from ha_sequencer.ha.store import Claimed, Existing
+
+    attester = Account.create().address
+    key = _key(attester, 7)
+    assert isinstance(store.claim(key, keccak(b"w"), b"wp", "winner", "tok-w", 30.0), Claimed)
+    calls: list[str] = []
+    execute = store._execute
+    store._execute = lambda sql, params, **kw: (calls.append(sql), execute(sql, params, **kw))[1]
+    try:
+        lost = store.claim(key, keccak(b"l"), b"lp", "loser", "tok-l", 30.0)
+    finally:
+        store._execute = execute
+    assert isinstance(lost, Existing) and lost.row is not None
+    assert (lost.row.node_id, lost.row.digest, lost.row.payload) == ("winner", keccak(b"w"), b"wp")
+    assert lost.row.lock_token == "tok-w"  # the loser's call moved nothing
+    assert len(calls) <= 1  # PostgreSQL: exactly one statement; SQLite: one transaction (not via _execute)
+    fetched = store.fetch(key).row
+    assert fetched is not None and dataclasses.replace(fetched, now=lost.row.now) == lost.row
+
+
+def test_a_claim_gated_by_halt_or_watermark_says_why(store):
+    from ha_sequencer.ha.store import Existing
+
+    attester = Account.create().address
+    key = _key(attester, 9)
+    store.claim(key, keccak(b"w"), b"wp", "winner", "tok-w", 30.0)
+    store.halt(ROLLUP.lower(), attester.lower(), 9, A.value, "foreign signature", "{}", "n")
+    halted = store.claim(key, keccak(b"w"), b"wp", "peer", "tok-p", 30.0)
+    assert isinstance(halted, Existing) and halted.halted == "foreign signature"
+    store.prune(20)
+    other = Account.create().address  # a watermark per attester: only the pruned scope is gated
+    assert store.claim(_key(other, 5), keccak(b"x"), b"", "n", "t", 30.0).__class__.__name__ == "Claimed"
+    store.resume(ROLLUP.lower(), attester.lower(), "op", "test")
+    below = store.claim(_key(attester, 8), keccak(b"w"), b"wp", "peer", "tok-q", 30.0)
+    assert isinstance(below, Existing) and below.row is None and below.watermark == 9 and below.halted is None
+
+
+@pytest.mark.postgres
+def test_postgres_claim_racing_an_uncommitted_insert_returns_the_winners_committed_row(pg_url):
+    # The tight race: the winner's insert is in flight when the loser's claim starts. The loser's claim waits
+    # for it and answers with the committed row (a plain read in the same statement would see no row).
+    import threading
+
+    from ha_sequencer.ha.store import Existing
+
+    store = open_store(pg_url, migrate=True)
+    attester = Account.create().address
+    key = _key(attester, 11)
+    try:
+        with psycopg.connect(pg_url) as winner:
+            winner.execute(
+                "INSERT INTO duties (rollup, attester, slot, duty_type, digest, payload, status, node_id, "
+                "lock_token, claimed_at, lease_until) VALUES (%s, %s, 11, %s, %s, 'p', 'signing', 'winner', "
+                "'tok-w', 0, 1e12)",
+                (key.rollup, key.attester, A.value, keccak(b"w")),
+            )
+            answer: list[object] = []
+            loser = threading.Thread(
+                target=lambda: answer.append(store.claim(key, keccak(b"l"), b"lp", "loser", "tok-l", 30.0))
+            )
+            loser.start()
+            loser.join(0.3)
+            assert loser.is_alive()  # waiting on the winner's uncommitted row
+            winner.commit()
+            loser.join(5)
+        assert len(answer) == 1
+        found = answer[0]
+        assert isinstance(found, Existing) and found.row is not None
+        row = found.row
+        assert (row.node_id, row.lock_token, row.digest) == ("winner", "tok-w", keccak(b"w"))
+    finally:
+        store.close()

@@ -15,7 +15,7 @@ EPOCHS = 50
 EPOCH_LENGTH = 2
 
 
-@pytest.mark.parametrize(("validators", "committee_size"), [(4, 48), (10, 48), (10, 4), (100, 48)])
+@pytest.mark.parametrize(("validators", "committee_size"), [(4, 48), (10, 48), (10, 4), (100, 48), (200, 48)])
 def test_committee_and_proposer_parity(module_anvil, validators: int, committee_size: int) -> None:
     r = deploy_local_rollup(
         module_anvil,
@@ -53,13 +53,19 @@ def test_deposit_and_exit_take_effect_two_epochs_later(module_anvil) -> None:
     assert c.active_attesters(4) == genesis
     assert c.active_attesters(5) == [*genesis, newcomer.address]
     for epoch in (3, 4, 5, 6):
-        expected = committee_for(epoch, c.active_attesters(epoch), 3, r.params.genesis_seed)
+        expected = committee_for(epoch, c.registry(), 3, r.params.genesis_seed)
         assert c.epoch_committee(epoch) == expected
+        assert set(expected) <= set(c.active_attesters(epoch))
 
     leaver = r.validators[1].address
     c.wait_receipt(c.initiate_exit(r.deployer, leaver), 10)  # the deployer is the genesis withdrawer
     assert c.validator(leaver).exit_epoch == 5
     assert leaver in c.active_attesters(4) and leaver not in c.active_attesters(5)
+    registry = c.registry()
+    for epoch in range(3, 40):  # an exited and a not-yet-active entry are drawn and skipped, never seated
+        expected = committee_for(epoch, registry, 3, r.params.genesis_seed)
+        assert c.epoch_committee(epoch) == expected
+        assert set(expected) <= set(c.active_attesters(epoch)) and len(expected) == 3
     with pytest.raises(E.AlreadyExiting):
         c.initiate_exit(r.deployer, leaver)
     with pytest.raises(E.WithdrawalNotReady) as info:

@@ -53,7 +53,7 @@ def _scheduler(guard: DutyGuard, gossiped: list[tuple[str, bytes]], **parts) -> 
 
     kwargs = {
         "params": PARAMS,
-        "clock": None,
+        "clock": SlotClock(SlotTiming(PARAMS.genesis_time, PARAMS.slot_duration)),
         "chain": Chain(PARAMS, []),
         "sync": None,
         "committees": None,

@@ -122,3 +122,48 @@ def pipeline(
         typer.echo(f"  {stage:18} n={s['n']:3}  p50 {s['p50_ms']} ms  p99 {s['p99_ms']} ms")
     for name, p in report["processes"].items():
         typer.echo(f"  {name}: RSS {p['rss_mb']} MB, CPU {p['cpu_percent']} %")
+
+
+@app.command("scale")
+def scale(
+    identities: str = typer.Option(
+        "1,10,50", "--identities", help="Identities per HA node, one network per value (comma separated)."
+    ),
+    committee: int = typer.Option(48, "--committee", min=1, help="Committee size; other nodes fill it."),
+    slots: int = typer.Option(20, "--slots", min=1, help="Slots measured per point (after 2 warm-up slots)."),
+    store: str = typer.Option("sqlite", "--store", help="The HA fleet's duty store: sqlite or postgres."),
+    slot_duration: int = typer.Option(4, "--slot-duration", min=1, help="Seconds per slot."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write a PNG of every figure against K."),
+    as_json: JsonObject = False,
+) -> None:
+    """A 3-node HA fleet running K identities each: CPU, RSS, guard calls, latency, quorum, misses vs K."""
+    from ha_sequencer.bench.scale import plot_scale, run_scale
+
+    if store not in ("sqlite", "postgres"):
+        raise InputError(f"--store: expected sqlite or postgres, got {store!r}")
+    try:
+        ks = [int(x) for x in identities.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"--identities: expected comma-separated integers, got {identities!r}") from None
+    if not ks or min(ks) < 1:
+        raise InputError(f"--identities: expected positive integers, got {identities!r}")
+    if plot is not None and not plot.parent.is_dir():
+        raise InputError(f"--plot: directory {plot.parent} does not exist")
+    report = run_scale(
+        identities=ks, committee=committee, slots=slots, store=store, slot_duration=slot_duration
+    )
+    if plot is not None:
+        plot_scale(report, plot)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        for p in report["points"]:
+            typer.echo(
+                f"K={p['identities']:>3}: missed {p['missed_duties']}/{p['ha_duties']}, HA CPU "
+                f"{p['ha_cpu_percent_mean']} %, RSS ≤ {p['ha_rss_mb_max']} MB, guard calls/slot "
+                f"{p['ha_guard_calls_per_slot_mean']}, duty latency p50 {p['fleet_duty_latency_p50_ms']} ms "
+                f"p99 {p['fleet_duty_latency_p99_ms']} ms, guard p99 {p['ha_guard_p99_ms_max']} ms, "
+                f"quorum p50 {p['quorum_p50_ms']} ms"
+            )
+    if any(p["missed_duties"] for p in report["points"]):
+        raise typer.Exit(EXIT_FAILURE_FOUND)

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from eth_account import Account
 from eth_utils.crypto import keccak
@@ -35,6 +35,9 @@ from ha_sequencer.ha.outcomes import (
     outcome_label,
     signature_of,
 )
+
+if TYPE_CHECKING:
+    from ha_sequencer.ha.store import DutyStore
 
 KEY_ENV = "HA_RACER_KEY"  # the attester key reaches racers through the environment, never argv or logs
 SEED_ENV = "HA_RACE_SEED"  # replays a race or a benchmark: every racer's seed derives from it
@@ -55,6 +58,43 @@ def digest_for(slot: int, duty_type: DutyType, variant: str) -> bytes:
 def payload_for(digest: bytes) -> bytes:
     """A payload that names its digest, so an adopter's signature can be checked against it."""
     return b"payload:" + digest
+
+
+class TimedStore:
+    """A duty store that times each call of the guard's hot path (where a claim's tail comes from)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.ms: dict[str, list[float]] = {"claim": [], "fetch": [], "record": [], "adopt": []}
+
+    def __getattr__(self, name: str) -> Any:
+        inner = getattr(self._store, name)
+        samples = self.ms.get(name)
+        if samples is None:
+            return inner
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                samples.append((time.perf_counter() - t) * 1000)
+
+        return timed
+
+
+def _pool_waits(store: Any) -> dict[str, Any]:
+    """psycopg_pool's own counters (PostgreSQL): how often and how long a call waited for a connection."""
+    out: dict[str, Any] = {}
+    for name in ("_pool", "_claim_pool"):
+        pool = getattr(store, name, None)
+        if pool is not None:
+            stats = pool.get_stats()
+            out[name.lstrip("_")] = {
+                k: stats.get(k, 0)
+                for k in ("requests_num", "requests_waiting", "requests_wait_ms", "connections_num")
+            }
+    return out
 
 
 def _wait_for(path: Path) -> None:
@@ -100,8 +140,13 @@ def racer_main(argv: list[str] | None = None) -> None:
         return signature
 
     store = open_store(a.db)
+    timed = TimedStore(store)
     guard = DutyGuard(
-        store, node_id=a.node_id, rollup=a.rollup, lease_s=a.lease, fault_hook=faults_from_env(seed=a.seed)
+        cast("DutyStore", timed),
+        node_id=a.node_id,
+        rollup=a.rollup,
+        lease_s=a.lease,
+        fault_hook=faults_from_env(seed=a.seed),
     )
     sign(b"\x00" * 32)  # warm up the signer before the clock starts
     out = (work / f"trace.{a.node_id}.jsonl").open("a" if a.append else "w", buffering=1)
@@ -162,6 +207,9 @@ def racer_main(argv: list[str] | None = None) -> None:
                     "raw_s": raw_s,
                     "calls": len(latencies),
                     "claim_ms": [x * 1000 for x in latencies],
+                    "store_ms": timed.ms,
+                    "pools": _pool_waits(store),
+                    "sleep_overshoot_ms": _sleep_overshoot_ms(),
                 }
             }
         )
@@ -169,6 +217,16 @@ def racer_main(argv: list[str] | None = None) -> None:
     )
     out.close()
     store.close()
+
+
+def _sleep_overshoot_ms(samples: int = 200) -> list[float]:
+    """How late `time.sleep(1 ms)` wakes up on this machine now (Python and OS scheduling)."""
+    late: list[float] = []
+    for _ in range(samples):
+        t = time.perf_counter()
+        time.sleep(0.001)
+        late.append((time.perf_counter() - t) * 1000 - 1.0)
+    return late
 
 
 @dataclass
@@ -430,6 +488,13 @@ def bench_guard_run(
     claim_ms = [x for s in summaries for x in s["claim_ms"]]
     guarded_s = max(s["guarded_s"] for s in summaries)
     raw_s = max(s["raw_s"] for s in summaries)
+
+    def tail(name: str) -> dict[str, Any]:
+        ms = [x for s in summaries for x in s["store_ms"][name]]
+        return {"n": len(ms), "p50_ms": _ms(percentile(ms, 0.5)), "p99_ms": _ms(percentile(ms, 0.99))}
+
+    late = [x for s in summaries for x in s["sleep_overshoot_ms"]]
+    pools = [s["pools"] for s in summaries if s["pools"]]
     return {
         "store": store_kind,
         "seed": result.seed,
@@ -449,6 +514,15 @@ def bench_guard_run(
         "guarded_per_s": round(nodes * duties / guarded_s, 1),
         "raw_sign_per_s": round(nodes * duties / raw_s, 1),
         "racers_exit_codes": sorted(set(result.returncodes.values())),
+        # Where the tail comes from: each store call of the guard, pool waits, how late a 1 ms sleep wakes.
+        "store_calls": {name: tail(name) for name in ("claim", "fetch", "record", "adopt")},
+        "calls_per_duty": round(
+            sum(len(s["store_ms"][n]) for s in summaries for n in s["store_ms"]) / max(1, nodes * duties), 3
+        ),
+        "pool_wait_ms_total": sum(p[k]["requests_wait_ms"] for p in pools for k in p),
+        "pool_waits": sum(p[k]["requests_waiting"] for p in pools for k in p),
+        "sleep_1ms_late_p50_ms": _ms(percentile(late, 0.5)),
+        "sleep_1ms_late_p99_ms": _ms(percentile(late, 0.99)),
     }
 
 

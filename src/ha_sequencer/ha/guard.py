@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import assert_never
 
 from ha_sequencer.errors import InputError
 from ha_sequencer.ha.errors import DutyStoreError
@@ -37,13 +39,37 @@ from ha_sequencer.ha.outcomes import (
     outcome_label,
     signature_of,
 )
-from ha_sequencer.ha.store import Claimed, DutyKey, DutyRow, DutyStore, Existing
+from ha_sequencer.ha.store import (
+    Claimed,
+    ClaimResult,
+    DutyClaim,
+    DutyKey,
+    DutyRecordRequest,
+    DutyRow,
+    DutyStore,
+    Existing,
+)
 
 DEFAULT_LEASE_S = 1.0  # well under a slot (devnet 4 s): a dead claimant's duty is adopted within the slot
 DEFAULT_PUBLISH_DEADLINE_S = 8.0  # a peer re-publishes a slot's proposal only if not mined by then
 POLL_START_S, POLL_MAX_S = 0.001, 0.05  # waiting on a live peer's `signing` row
 
 SignFn = Callable[[bytes], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class DutyRequest:
+    """One duty of a `sign_duties` batch: what `sign_duty` takes, with the attester's own signer."""
+
+    attester: str
+    slot: int
+    duty_type: DutyType
+    digest: bytes
+    payload: bytes = field(repr=False)
+    sign_fn: SignFn = field(repr=False)
+    deadline: float | None = None  # wall-clock seconds: the last moment its signature may leave
+
+
 # The duty key holds addresses in one spelling (0x + 40 lowercase hex): any other spelling would open a second
 # scope for the same attester, i.e. a second chance to sign the same duty.
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -79,6 +105,14 @@ def _before(deadline: float | None, sign_fn: SignFn) -> SignFn:
         return sign_fn(digest)
 
     return sign
+
+
+def _gate(outcome: Outcome, deadline: float | None) -> Outcome:
+    """The one gate every signature passes: a store call that hung and came back late (the record may even be
+    stored) must not release anything once the slot's deadline is gone."""
+    if signature_of(outcome) is not None and _past(deadline):
+        return DeadlinePassed(_deadline(deadline))
+    return outcome
 
 
 class DutyGuard:
@@ -124,12 +158,8 @@ class DutyGuard:
 
         `deadline` (wall-clock seconds, `time.time()`): the last moment a signature for this duty may leave.
         """
-        if len(digest) != 32:
-            raise InputError(f"sign_duty: digest must be 32 bytes, got {len(digest)} (slot {slot})")
-        if slot < 0:
-            raise InputError(f"sign_duty: slot must be >= 0, got {slot}")
+        key = self._key(attester, slot, duty_type, digest)
         duty_type = DutyType(duty_type)
-        key = DutyKey(self.rollup, _address(attester, f"attester (slot {slot})"), int(slot), duty_type.value)
         spent = [0.0]  # time inside sign_fn, excluded from the claim latency
 
         def timed_sign(d: bytes) -> bytes:
@@ -146,14 +176,120 @@ class DutyGuard:
             outcome = DeadlinePassed(_deadline(deadline))
         except Exception as exc:  # fail closed: whatever went wrong, no signature leaves
             outcome = StoreUnavailable(f"{type(exc).__name__}: {exc}")
-        if signature_of(outcome) is not None and _past(deadline):
-            # The one gate every signature passes: a store call that hung and came back late (the record may
-            # even be stored) must not release anything once the slot's deadline is gone.
-            outcome = DeadlinePassed(_deadline(deadline))
+        outcome = _gate(outcome, deadline)
         labels = (duty_type.value, self.node_id)
         self.metrics.claim_seconds.labels(*labels).observe(time.perf_counter() - started - spent[0])
         self.metrics.outcomes.labels(*labels, outcome_label(outcome)).inc()
         return outcome
+
+    def sign_duties(self, requests: Sequence[DutyRequest]) -> list[Outcome]:
+        """`sign_duty` for several duties at once (a slot's attestations of every identity of this node).
+
+        One transaction claims them all and one durable transaction records the signatures of those we won,
+        so a node running K identities pays two commits per slot, not 2·K. Every claim and record is the
+        single path's own statement (watermark, lock token and `_NOT_HALTED` gates, per duty): a halted
+        attester's duty answers `Halted` while the others are signed. Duties a peer holds are then settled
+        one by one, exactly as `sign_duty` settles them. Outcomes come back in request order."""
+        keys = [self._key(r.attester, r.slot, r.duty_type, r.digest) for r in requests]
+        if not keys:
+            return []
+        spent = [0.0] * len(requests)
+
+        def timed(i: int) -> SignFn:
+            def sign(d: bytes) -> bytes:
+                t = time.perf_counter()
+                try:
+                    return requests[i].sign_fn(d)
+                finally:
+                    spent[i] += time.perf_counter() - t
+
+            # From the claim on, a duty's key signs only while its deadline has not passed.
+            return _before(requests[i].deadline, sign)
+
+        signers = [timed(i) for i in range(len(requests))]
+        started = time.perf_counter()
+        outcomes: list[Outcome]
+        try:
+            if all(_past(r.deadline) for r in requests):
+                raise _PastDeadline
+            outcomes = self._sign_batch(keys, requests, signers)
+        except _PastDeadline:  # a duty's deadline passed inside the batch: no signature of the batch leaves
+            outcomes = [
+                DeadlinePassed(_deadline(r.deadline))
+                if _past(r.deadline)
+                else StoreUnavailable("batch given up: another duty's deadline passed first")
+                for r in requests
+            ]
+        except Exception as exc:  # fail closed: whatever went wrong, no signature of the batch leaves
+            outcomes = [StoreUnavailable(f"{type(exc).__name__}: {exc}") for _ in requests]
+        outcomes = [_gate(o, r.deadline) for o, r in zip(outcomes, requests, strict=True)]
+        elapsed = time.perf_counter() - started
+        for key, outcome, inside in zip(keys, outcomes, spent, strict=True):
+            labels = (key.duty_type, self.node_id)
+            self.metrics.claim_seconds.labels(*labels).observe(elapsed - inside)
+            self.metrics.outcomes.labels(*labels, outcome_label(outcome)).inc()
+        return outcomes
+
+    def _sign_batch(
+        self, keys: list[DutyKey], requests: Sequence[DutyRequest], signers: list[SignFn]
+    ) -> list[Outcome]:
+        # Every node takes the rows of a batch in one order (the key's), so two twins' transactions, each
+        # holding the rows it reached first, never wait on each other in a cycle (PostgreSQL row locks).
+        order = sorted(range(len(keys)), key=lambda i: (keys[i].attester, keys[i].slot, keys[i].duty_type))
+        settled = self._sign_sorted(
+            [keys[i] for i in order], [requests[i] for i in order], [signers[i] for i in order]
+        )
+        outcomes: list[Outcome] = [settled[0]] * len(keys)
+        for position, i in enumerate(order):
+            outcomes[i] = settled[position]
+        return outcomes
+
+    def _sign_sorted(
+        self, keys: list[DutyKey], requests: Sequence[DutyRequest], signers: list[SignFn]
+    ) -> list[Outcome]:
+        for key in keys:
+            self._inject("before_claim", key.slot)
+        claims = [
+            DutyClaim(k, r.digest, r.payload, uuid.uuid4().hex) for k, r in zip(keys, requests, strict=True)
+        ]
+        results = self.store.claim_many(claims, self.node_id, self.lease_s)
+        signed: dict[int, bytes] = {}
+        for i, result in enumerate(results):
+            if isinstance(result, Claimed):
+                self._inject("after_claim", keys[i].slot)
+                signed[i] = signers[i](claims[i].digest)
+                self._inject("after_sign", keys[i].slot)
+                self._inject("before_record", keys[i].slot)
+        recorded = self.store.record_many(
+            [DutyRecordRequest(keys[i], claims[i].token, sig) for i, sig in signed.items()]
+        )
+        done = dict(zip(signed, recorded, strict=True))
+        outcomes: list[Outcome] = []
+        for i, result in enumerate(results):
+            match result:
+                case Claimed():
+                    outcomes.append(NewSignature(signed[i]) if done[i] else self._not_recorded(keys[i]))
+                case Existing():
+                    c = claims[i]
+                    deadline = requests[i].deadline
+                    try:
+                        settled = self._settle(
+                            keys[i], c.token, result, c.digest, c.payload, signers[i], deadline
+                        )
+                    except _PastDeadline:
+                        settled = DeadlinePassed(_deadline(deadline))
+                    outcomes.append(settled)
+                case _:
+                    assert_never(result)
+        return outcomes
+
+    def _key(self, attester: str, slot: int, duty_type: DutyType, digest: bytes) -> DutyKey:
+        if len(digest) != 32:
+            raise InputError(f"sign_duty: digest must be 32 bytes, got {len(digest)} (slot {slot})")
+        if slot < 0:
+            raise InputError(f"sign_duty: slot must be >= 0, got {slot}")
+        duty = DutyType(duty_type)
+        return DutyKey(self.rollup, _address(attester, f"attester (slot {slot})"), int(slot), duty.value)
 
     def _sign(
         self, key: DutyKey, digest: bytes, payload: bytes, sign_fn: SignFn, deadline: float | None
@@ -167,9 +303,26 @@ class DutyGuard:
         result = self.store.claim(key, digest, payload, self.node_id, token, self.lease_s)
         if isinstance(result, Claimed):
             return self._sign_and_record(key, token, digest, sign_fn, lambda sig: NewSignature(sig))
+        return self._settle(key, token, result, digest, payload, sign_fn, deadline)
+
+    def _settle(
+        self,
+        key: DutyKey,
+        token: str,
+        result: ClaimResult,
+        digest: bytes,
+        payload: bytes,
+        sign_fn: SignFn,
+        deadline: float | None,
+    ) -> Outcome:
+        """A duty whose row exists: wait for a live holder, adopt a dead one's, or answer from the row.
+
+        Raises `_PastDeadline` once the duty's `deadline` has passed while waiting."""
         wait_until = time.monotonic() + self.wait_s
         poll = POLL_START_S
         while True:
+            if isinstance(result, Claimed):  # the row vanished (pruned) and our claim again won
+                return self._sign_and_record(key, token, digest, sign_fn, lambda sig: NewSignature(sig))
             outcome = self._on_existing(key, result, digest, payload, sign_fn)
             if outcome is not None:
                 return outcome
@@ -184,8 +337,6 @@ class DutyGuard:
             below = result.watermark is not None and key.slot <= result.watermark
             if result.row is None and not below:  # the row vanished meanwhile (pruned): claim again
                 result = self.store.claim(key, digest, payload, self.node_id, token, self.lease_s)
-                if isinstance(result, Claimed):
-                    return self._sign_and_record(key, token, digest, sign_fn, lambda sig: NewSignature(sig))
 
     def _on_existing(
         self, key: DutyKey, found: Existing, digest: bytes, payload: bytes, sign_fn: SignFn
@@ -226,6 +377,9 @@ class DutyGuard:
         self._inject("before_record", key.slot)
         if self.store.record(key, token, signature):
             return make(signature)
+        return self._not_recorded(key)
+
+    def _not_recorded(self, key: DutyKey) -> Outcome:
         # Halted meanwhile, or adopted by a peer while we were slow (it signs the same digest): drop our copy.
         halted = self.store.fetch(key).halted
         if halted is not None:
@@ -270,7 +424,7 @@ class DutyGuard:
     # -- health ----------------------------------------------------------------------------------------------
     @property
     def healthy(self) -> bool:
-        """The store's health (false within 1 s of an outage); also sets the `hasq_ha_store_healthy` gauge."""
+        """The store's health (false within 2 s of an outage); also sets the `hasq_ha_store_healthy` gauge."""
         ok = self.store.healthy
         self.metrics.store_healthy.labels(self.node_id).set(1 if ok else 0)
         return ok

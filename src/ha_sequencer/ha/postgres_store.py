@@ -20,7 +20,7 @@ from ha_sequencer.ha.pg_cluster import (
     hosts_of,
     session_attrs,
 )
-from ha_sequencer.ha.sqlbase import Execute, Row, SqlDutyStore
+from ha_sequencer.ha.sqlbase import CLAIM_OR_FETCH, Execute, Row, SqlDutyStore
 from ha_sequencer.redact import redact_dsn
 
 CONNECT_TIMEOUT_S = 2
@@ -156,12 +156,25 @@ class PostgresDutyStore(SqlDutyStore):
             raise self._fail(exc) from exc
 
     def _execute_claim(self, sql: str, params: Mapping[str, Any]) -> list[Row]:
+        """Run a statement on the claim pool (commits without waiting for the WAL flush)."""
         return self._execute(sql, params, pool=self._claim_pool)
 
+    def _claim_or_fetch(self, params: Mapping[str, Any]) -> Row:
+        # One statement, one round trip: the loser of a contested duty gets the winner's row back at once.
+        return self._execute_claim(self._native(CLAIM_OR_FETCH), params)[0]
+
+    def _claim_in(self, execute: Execute, params: Mapping[str, Any]) -> Row:
+        return execute(self._native(CLAIM_OR_FETCH), params)[0]
+
     @contextlib.contextmanager
-    def _transaction(self) -> Generator[Execute]:
+    def _claim_transaction(self) -> Generator[Execute]:
+        with self._transaction(self._claim_pool) as execute:
+            yield execute
+
+    @contextlib.contextmanager
+    def _transaction(self, pool: Pool | None = None) -> Generator[Execute]:
         try:
-            with self._pool.connection() as conn, conn.transaction():
+            with (pool or self._pool).connection() as conn, conn.transaction():
 
                 def execute(sql: str, params: Mapping[str, Any], *, fetch: bool = True) -> list[Row]:
                     try:

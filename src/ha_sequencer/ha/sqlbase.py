@@ -25,8 +25,10 @@ from ha_sequencer.ha.store import (
     SCHEMA_VERSION,
     Claimed,
     ClaimResult,
+    DutyClaim,
     DutyKey,
     DutyRecord,
+    DutyRecordRequest,
     DutyRow,
     Existing,
     Halt,
@@ -71,6 +73,32 @@ FETCH = f"""
 SELECT (SELECT slot FROM watermarks WHERE {_SCOPE}), ({_ACTIVE_HALT.format(sel="reason")}),
        d.status, d.digest, d.payload, d.node_id, d.lock_token, d.signature, d.lease_until, {{now}}
 FROM (SELECT 1 AS one) AS x LEFT JOIN duties AS d ON d.{_KEY.replace(" AND ", " AND d.")}
+"""
+_ROW_COLS = "status, digest, payload, node_id, lock_token, signature, lease_until"
+# The contested claim in one round trip (PostgreSQL): CLAIM's insert and gates, answering FETCH's columns.
+# On a conflict the row is "updated" to itself: unlike DO NOTHING, DO UPDATE waits for a racing claimant's
+# insert to commit and then returns that committed row, which a separate read in the same statement could
+# not see (its snapshot predates the racer's commit). The no-op update changes no column and so cannot
+# weaken the duty: it moves no token, lease or digest. With the watermark or halt gate closed, the SELECT
+# yields no row and nothing is inserted or updated; the outer query then reads the row (a signed duty below
+# the watermark still answers SameData or Refused) and reports the watermark and the halt, as FETCH does.
+CLAIM_OR_FETCH = f"""
+WITH claimed AS (
+  INSERT INTO duties (rollup, attester, slot, duty_type, digest, payload, status, node_id, lock_token,
+                      claimed_at, lease_until)
+  SELECT %(rollup)s, %(attester)s, %(slot)s, %(duty_type)s, %(digest)s, %(payload)s, 'signing', %(node_id)s,
+         %(token)s, {{now}}, {{now}} + %(lease_s)s
+  WHERE NOT EXISTS (SELECT 1 FROM watermarks WHERE {_SCOPE} AND slot >= %(slot)s) AND {_NOT_HALTED}
+  ON CONFLICT (rollup, attester, slot, duty_type) DO UPDATE SET lock_token = duties.lock_token
+  RETURNING {_ROW_COLS}
+)
+SELECT (SELECT slot FROM watermarks WHERE {_SCOPE}), ({_ACTIVE_HALT.format(sel="reason")}),
+       c.status, c.digest, c.payload, c.node_id, c.lock_token, c.signature, c.lease_until, {{now}}
+FROM (SELECT 1 AS one) AS x LEFT JOIN (
+  SELECT {_ROW_COLS} FROM claimed
+  UNION ALL
+  SELECT {_ROW_COLS} FROM duties WHERE {_KEY} AND NOT EXISTS (SELECT 1 FROM claimed)
+) AS c ON TRUE
 """
 # Adoption: exactly one node replaces an expired claimant's token; it may sign only the stored digest.
 ADOPT = f"""
@@ -203,6 +231,32 @@ def _row(r: Row) -> DutyRow:
     )
 
 
+def _claim_params(c: DutyClaim, node_id: str, lease_s: float) -> dict[str, Any]:
+    return {
+        **c.key.params(),
+        "digest": c.digest,
+        "payload": c.payload,
+        "node_id": node_id,
+        "token": c.token,
+        "lease_s": lease_s,
+    }
+
+
+def _claim_result(r: Row, token: str) -> ClaimResult:
+    found = _existing(r)
+    row = found.row
+    # The token is fresh for this call: a `signing` row holding it is the one this claim inserted.
+    if row is not None and row.status is DutyStatus.SIGNING and row.lock_token == token:
+        return Claimed()
+    return found
+
+
+def _existing(r: Row) -> Existing:
+    """FETCH's columns: watermark, halt reason, then the duty row's (all NULL when there is no row)."""
+    watermark = None if r[0] is None else int(r[0])
+    return Existing(row=None if r[2] is None else _row(r[2:]), watermark=watermark, halted=r[1])
+
+
 def _halt(r: Row) -> Halt:
     return Halt(
         id=int(r[0]),
@@ -314,26 +368,58 @@ class SqlDutyStore:
     def _exec(self, sql: str, **params: Any) -> list[Row]:
         return self._execute(self._native(sql), params)
 
-    def _execute_claim(self, sql: str, params: Mapping[str, Any]) -> list[Row]:
-        """Run the claim statement (a backend may run it without waiting for its own durability)."""
-        return self._execute(sql, params)
+    def _claim_or_fetch(self, params: Mapping[str, Any]) -> Row:
+        """Claim, and in the same transaction read FETCH's columns (our new row when the claim won).
+
+        One transaction, so one lock and one commit: SQLite's BEGIN IMMEDIATE serializes writers, so the
+        read after a conflict sees the winner's committed row. PostgreSQL does it in one statement."""
+        with self._transaction() as execute:
+            return self._claim_in(execute, params)
+
+    def _claim_in(self, execute: Execute, params: Mapping[str, Any]) -> Row:
+        """The claim's statements inside an open transaction; FETCH's columns."""
+        execute(self._native(CLAIM), params)
+        return execute(self._native(FETCH), params)[0]
+
+    @contextlib.contextmanager
+    def _claim_transaction(self) -> Generator[Execute]:
+        """The transaction a batch of claims runs in (a backend may skip waiting for its durability)."""
+        with self._transaction() as execute:
+            yield execute
 
     # -- duties ----------------------------------------------------------------------------------------------
     def claim(
         self, key: DutyKey, digest: bytes, payload: bytes, node_id: str, token: str, lease_s: float
     ) -> ClaimResult:
-        """Insert a `signing` row for us, or report the existing row / the watermark."""
-        params = {**key.params(), "digest": digest, "payload": payload, "node_id": node_id, "token": token}
-        rows = self._execute_claim(self._native(CLAIM), {**params, "lease_s": lease_s})
-        if rows:
-            return Claimed()
-        return self.fetch(key)
+        """Insert a `signing` row for us, or report the existing row / the watermark / the halt."""
+        params = _claim_params(DutyClaim(key, digest, payload, token), node_id, lease_s)
+        return _claim_result(self._claim_or_fetch(params), token)
+
+    def claim_many(self, claims: Sequence[DutyClaim], node_id: str, lease_s: float) -> list[ClaimResult]:
+        """`claim` for each duty, all in one transaction: one commit (one WAL flush) for a slot's duties.
+
+        Each claim is the single claim's own statement, so each keeps the watermark and `_NOT_HALTED` gates:
+        a halted attester's duty answers with its halt while the others of the batch go on."""
+        with self._claim_transaction() as execute:
+            return [
+                _claim_result(self._claim_in(execute, _claim_params(c, node_id, lease_s)), c.token)
+                for c in claims
+            ]
+
+    def record_many(self, records: Sequence[DutyRecordRequest]) -> list[bool]:
+        """`record` for each duty (each gated by its token and `_NOT_HALTED`), in one durable transaction."""
+        if not records:
+            return []
+        sql = self._native(RECORD)
+        with self._transaction() as execute:
+            return [
+                bool(execute(sql, {**r.key.params(), "token": r.token, "signature": r.signature}))
+                for r in records
+            ]
 
     def fetch(self, key: DutyKey) -> Existing:
         """The duty's row (if any), its scope's watermark (if any) and the attester's active halt (if any)."""
-        r = self._exec(FETCH, **key.params())[0]
-        watermark = None if r[0] is None else int(r[0])
-        return Existing(row=None if r[2] is None else _row(r[2:]), watermark=watermark, halted=r[1])
+        return _existing(self._exec(FETCH, **key.params())[0])
 
     def adopt(self, key: DutyKey, old_token: str, node_id: str, token: str, lease_s: float) -> DutyRow | None:
         """Take over an expired `signing` row; None if another adopter won or the claimant finished."""

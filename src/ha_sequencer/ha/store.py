@@ -64,6 +64,25 @@ class Existing:
 
 
 @dataclass(frozen=True, slots=True)
+class DutyClaim:
+    """One claim of a batch: the duty, what we would sign, and this call's fresh lock token."""
+
+    key: DutyKey
+    digest: bytes
+    payload: bytes = field(repr=False)
+    token: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DutyRecordRequest:
+    """One record of a batch: our signature for a duty we claimed with `token`."""
+
+    key: DutyKey
+    token: str = field(repr=False)
+    signature: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Halt:
     """A fleet-wide halt of one attester: written on a foreign signature, lifted only by an operator."""
 
@@ -149,6 +168,8 @@ class DutyStore(Protocol):
         self, key: DutyKey, old_token: str, node_id: str, token: str, lease_s: float
     ) -> DutyRow | None: ...
     def record(self, key: DutyKey, token: str, signature: bytes) -> bool: ...
+    def claim_many(self, claims: Sequence[DutyClaim], node_id: str, lease_s: float) -> list[ClaimResult]: ...
+    def record_many(self, records: Sequence[DutyRecordRequest]) -> list[bool]: ...
     def holder(self, key: DutyKey) -> str | None: ...
 
     def claim_publish(

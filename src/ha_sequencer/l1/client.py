@@ -36,6 +36,7 @@ from ha_sequencer.l1.transport import (
     L1Transport,
     tx_hex,
 )
+from ha_sequencer.protocol.committee import RegistryEntry
 from ha_sequencer.protocol.constants import NetworkParams
 from ha_sequencer.protocol.messages import Attestation, Proposal
 
@@ -238,6 +239,15 @@ class RollupClient:
         return self._call(
             "getActiveAttesters", lambda w3, c: list(c.functions.getActiveAttesters(epoch).call())
         )
+
+    def registry(self) -> list[RegistryEntry]:
+        """Every registered entry in registration order: what `protocol.committee.committee_for` samples."""
+        attesters, activations, exits = self._call(
+            "getRegistry", lambda w3, c: c.functions.getRegistry().call()
+        )
+        return [
+            RegistryEntry(a, int(s), int(e)) for a, s, e in zip(attesters, activations, exits, strict=True)
+        ]
 
     def proposer(self, slot: int) -> str:
         """The proposer of `slot`."""

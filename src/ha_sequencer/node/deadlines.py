@@ -13,11 +13,11 @@ itself answers `DeadlinePassed` for anything that completes late, so no signatur
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import trio
 
-from ha_sequencer.ha.guard import DutyGuard
+from ha_sequencer.ha.guard import DutyGuard, DutyRequest
 from ha_sequencer.ha.outcomes import DeadlinePassed, DutyType, Outcome, StoreUnavailable
 from ha_sequencer.node.clock import SlotTiming
 from ha_sequencer.node.publisher import SUBMIT_UNTIL
@@ -85,3 +85,49 @@ async def sign_within(
         )
         await trio.sleep(min(pause, left - RETRY_START_S))
         pause = min(pause * 2, RETRY_MAX_S)
+
+
+async def sign_batch_within(
+    guard: DutyGuard,
+    requests: Sequence[DutyRequest],
+    *,
+    deadline: float,
+    now: Callable[[], float],
+    limiter: trio.CapacityLimiter | None = None,
+) -> list[tuple[Outcome, int]]:
+    """`sign_within` for a batch (`DutyGuard.sign_duties`): one guard call for all, abandoned at `deadline`;
+    a duty the batch found the store unavailable for is then retried on its own until the deadline.
+
+    Returns each request's outcome and guard-call count, in request order.
+    """
+    answers: list[tuple[Outcome, int]] = [(DeadlinePassed(deadline), 1) for _ in requests]
+    with trio.move_on_at(trio.current_time() + (deadline - now())):
+        outcomes = await trio.to_thread.run_sync(
+            lambda: guard.sign_duties(requests), abandon_on_cancel=True, limiter=limiter
+        )
+        answers = [(outcome, 1) for outcome in outcomes]
+    retry = [i for i, (outcome, _) in enumerate(answers) if isinstance(outcome, StoreUnavailable)]
+    if not retry or deadline - now() <= RETRY_START_S:
+        return answers
+    await trio.sleep(RETRY_START_S)
+
+    async def again(i: int) -> None:
+        r = requests[i]
+        outcome, attempts = await sign_within(
+            guard,
+            r.attester,
+            r.slot,
+            r.duty_type,
+            r.digest,
+            r.payload,
+            r.sign_fn,
+            deadline=deadline,
+            now=now,
+            limiter=limiter,
+        )
+        answers[i] = (outcome, attempts + 1)
+
+    async with trio.open_nursery() as nursery:
+        for i in retry:
+            nursery.start_soon(again, i)
+    return answers

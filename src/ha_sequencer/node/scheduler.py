@@ -14,6 +14,7 @@ Every attester signature goes through the duty guard (DESIGN.md: High availabili
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, assert_never
@@ -21,7 +22,7 @@ from typing import Protocol, assert_never
 import trio
 from eth_account.signers.local import LocalAccount
 
-from ha_sequencer.ha.guard import DutyGuard
+from ha_sequencer.ha.guard import DutyGuard, DutyRequest
 from ha_sequencer.ha.outcomes import (
     Adopted,
     BelowWatermark,
@@ -40,7 +41,13 @@ from ha_sequencer.ha.outcomes import (
 from ha_sequencer.node.chain import Chain, ChainError
 from ha_sequencer.node.clock import SlotClock
 from ha_sequencer.node.committees import CommitteeCache
-from ha_sequencer.node.deadlines import GUARD_THREADS, QUORUM_DEADLINE, duty_deadline, sign_within
+from ha_sequencer.node.deadlines import (
+    GUARD_THREADS,
+    QUORUM_DEADLINE,
+    duty_deadline,
+    sign_batch_within,
+    sign_within,
+)
 from ha_sequencer.node.mempool import Mempool
 from ha_sequencer.node.metrics import NodeMetrics
 from ha_sequencer.node.publisher import Publisher
@@ -111,6 +118,17 @@ class Identity:
         return cls(account.address, fee_recipient, lambda digest: sign_digest(account, digest))
 
 
+@dataclass(frozen=True)
+class GuardCall:
+    """One guard call of a slot, as `SlotRecord.duties` keeps it (for `bench scale`)."""
+
+    attester: str
+    duty: str
+    outcome: str
+    at: float
+    guard_ms: float
+
+
 @dataclass
 class SlotRecord:
     """What happened in one slot, for the benchmark and /status (times are seconds after slot start)."""
@@ -124,6 +142,9 @@ class SlotRecord:
     l1_mined: float | None = None
     attestations: int = 0
     outcome: str | None = None
+    # Every guard call of the slot: the attester, the duty, the outcome, when the call returned (seconds after
+    # slot start: for a signature, when it was released) and how long the guard took (ms).
+    duties: list[GuardCall] = field(default_factory=list[GuardCall])
 
 
 class AttestationPool:
@@ -466,12 +487,19 @@ class Scheduler:
             return
         digest = attestation_digest(self.params, Attestation(slot, block.archive))
         payload = attestation_payload(slot, block.archive)
+        voters = [self.identities[a] for a in mine if (slot, a) not in self._attested]
+        self._attested.update((slot, i.attester) for i in voters)
+        if len(voters) == 1:
+            await self._attest_one(voters[0], slot, digest, payload)
+            return
+        if not voters:
+            return
+        # Every identity of this node votes for the same block: one guard batch (one claim and one record
+        # transaction for all of them), then each vote is released as `_attest_one` releases it.
+        outcomes = await self._sign_many(voters, slot, DutyType.ATTESTATION, digest, payload)
         async with trio.open_nursery() as n:
-            for attester in mine:
-                if (slot, attester) in self._attested:
-                    continue
-                self._attested.add((slot, attester))
-                n.start_soon(self._attest_one, self.identities[attester], slot, digest, payload)
+            for identity, outcome in zip(voters, outcomes, strict=True):
+                n.start_soon(self._release_attestation, identity, slot, payload, outcome)
 
     async def _validate(self, block: Block) -> Execution | None:
         for attempt in range(2):
@@ -488,6 +516,11 @@ class Scheduler:
 
     async def _attest_one(self, identity: Identity, slot: int, digest: bytes, payload: bytes) -> None:
         outcome = await self._sign(identity, slot, DutyType.ATTESTATION, digest, payload)
+        await self._release_attestation(identity, slot, payload, outcome)
+
+    async def _release_attestation(
+        self, identity: Identity, slot: int, payload: bytes, outcome: Outcome
+    ) -> None:
         match outcome:
             case NewSignature(signature) | SameData(signature):
                 slot, archive = decode_attestation_payload(payload)
@@ -520,6 +553,7 @@ class Scheduler:
         self, identity: Identity, slot: int, duty_type: DutyType, digest: bytes, payload: bytes
     ) -> Outcome:
         deadline = duty_deadline(self.clock.timing, slot, duty_type)
+        started = time.perf_counter()
         try:
             outcome, attempts = await sign_within(
                 self.guard,
@@ -537,7 +571,52 @@ class Scheduler:
             log.error("slot %d: guard error for %s %s: %s", slot, identity.attester, duty_type, exc)
             self.metrics.duties.labels(duty=duty_type.value, outcome="error").inc()
             raise
+        self._account(identity, slot, duty_type, outcome, started, attempts)
+        return outcome
+
+    async def _sign_many(
+        self, identities: Sequence[Identity], slot: int, duty_type: DutyType, digest: bytes, payload: bytes
+    ) -> list[Outcome]:
+        """`_sign` for several identities of this node signing the same message: one guard batch, within the
+        duty's deadline (a duty the batch found the store unavailable for is retried on its own)."""
+        deadline = duty_deadline(self.clock.timing, slot, duty_type)
+        requests = [
+            DutyRequest(i.attester, slot, duty_type, digest, payload, i.sign, deadline=deadline)
+            for i in identities
+        ]
+        started = time.perf_counter()
+        try:
+            answers = await sign_batch_within(
+                self.guard, requests, deadline=deadline, now=self.clock.now, limiter=self._guard_threads
+            )
+        except Exception as exc:  # as in `_sign`: the guard fails closed itself; anything else is a bug
+            log.error("slot %d: guard error for %d %s duties: %s", slot, len(requests), duty_type, exc)
+            self.metrics.duties.labels(duty=duty_type.value, outcome="error").inc(len(requests))
+            raise
+        for identity, (outcome, attempts) in zip(identities, answers, strict=True):
+            self._account(identity, slot, duty_type, outcome, started, attempts)
+        return [outcome for outcome, _ in answers]
+
+    def _account(
+        self,
+        identity: Identity,
+        slot: int,
+        duty_type: DutyType,
+        outcome: Outcome,
+        started: float,
+        attempts: int,
+    ) -> None:
+        """Metrics, the slot's guard-call record and the refused-attestation alert of one guard answer."""
         self.metrics.duties.labels(duty=duty_type.value, outcome=outcome_label(outcome)).inc()
+        self.records.setdefault(slot, SlotRecord(slot)).duties.append(
+            GuardCall(
+                identity.attester,
+                duty_type.value,
+                outcome_label(outcome),
+                round(self.clock.since_slot_start(slot), 4),
+                round((time.perf_counter() - started) * 1000, 3),
+            )
+        )
         # A refused proposal is routine in HA (a twin signed its own block first); a refused attestation means
         # two different blocks for one slot reached this identity: alert once, recover on the next normal one.
         if duty_type == DutyType.ATTESTATION:
@@ -562,7 +641,6 @@ class Scheduler:
             outcome_label(outcome),
             attempts,
         )
-        return outcome
 
     async def _gossip(self, topic: str, data: bytes) -> None:
         try:

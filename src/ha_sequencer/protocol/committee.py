@@ -1,9 +1,12 @@
 """Committee and proposer selection (DESIGN.md: The network); mirrored exactly by Rollup.sol.
 
 - seed(e) = keccak256(abi.encode(uint256 e, bytes32 genesisSeed))
-- committee(e): partial Fisher–Yates over the active set (registration order): for i in 0..k-1,
-  j = i + uint256(keccak256(abi.encode(seed(e), uint256 i))) % (N - i); swap(i, j); committee = first k,
-  with k = min(committeeSize, N).
+- committee(e): a partial Fisher–Yates over the registry's positions (registration order, every entry ever
+  registered, N of them), never materialised: draw i (i = 0, 1, …) takes position
+  j = i + uint256(keccak256(abi.encode(seed(e), uint256 i))) % (N - i), swaps it with position i, and seats
+  the entry drawn when it is active in e. Draws stop when committeeSize seats are filled or after
+  min(N, COMMITTEE_DRAWS_PER_SEAT × committeeSize) draws. With every entry active this is exactly the
+  partial Fisher–Yates over the active set; docs/committee-sampling.md says why and what it costs.
 - proposer(s) = committee[uint256(keccak256(abi.encode(uint256 e, uint256 s, seed(e)))) % len(committee)].
 - quorum(n) = floor(2n/3) + 1.
 """
@@ -11,10 +14,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from eth_utils.crypto import keccak
 
-from ha_sequencer.protocol.constants import uint256_word
+from ha_sequencer.protocol.constants import COMMITTEE_DRAWS_PER_SEAT, NEVER_EPOCH, uint256_word
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryEntry:
+    """One registered attester as the contract's registry holds it (`Rollup.getRegistry`)."""
+
+    attester: str
+    activation_epoch: int = 0
+    exit_epoch: int = NEVER_EPOCH
+
+    def active_in(self, epoch: int) -> bool:
+        """Part of the validator set of `epoch`."""
+        return self.activation_epoch <= epoch < self.exit_epoch
 
 
 def epoch_seed(epoch: int, genesis_seed: bytes) -> bytes:
@@ -25,17 +42,28 @@ def epoch_seed(epoch: int, genesis_seed: bytes) -> bytes:
 
 
 def committee_for(
-    epoch: int, active_set: Sequence[str], committee_size: int, genesis_seed: bytes
+    epoch: int, registry: Sequence[str | RegistryEntry], committee_size: int, genesis_seed: bytes
 ) -> list[str]:
-    """The committee of `epoch`: min(committee_size, len(active_set)) attesters drawn without replacement."""
-    members = list(active_set)
-    n = len(members)
-    k = min(committee_size, n)
+    """The committee of `epoch`: up to `committee_size` active attesters drawn without replacement.
+
+    `registry` is every registered entry in registration order; a bare address is an entry active from
+    epoch 0 that never exits (a genesis validator)."""
+    entries = [RegistryEntry(e) if isinstance(e, str) else e for e in registry]
+    n = len(entries)
+    draws = min(n, committee_size * COMMITTEE_DRAWS_PER_SEAT)
     seed = epoch_seed(epoch, genesis_seed)
-    for i in range(k):
+    moved: dict[int, int] = {}  # position -> entry index, for positions an earlier draw swapped
+    committee: list[str] = []
+    i = 0
+    while i < draws and len(committee) < committee_size:
         j = i + int.from_bytes(keccak(seed + uint256_word(i)), "big") % (n - i)
-        members[i], members[j] = members[j], members[i]
-    return members[:k]
+        pick = moved.get(j, j)
+        moved[j] = moved.get(i, i)
+        entry = entries[pick]
+        if entry.active_in(epoch):
+            committee.append(entry.attester)
+        i += 1
+    return committee
 
 
 def proposer_index(epoch: int, slot: int, seed: bytes, committee_size: int) -> int:

@@ -14,6 +14,10 @@ ACTIVATION_DELAY_EPOCHS = 2
 WITHDRAWAL_DELAY_EPOCHS = 2
 # The contract tracks committee positions in a 256-bit bitmap.
 MAX_COMMITTEE_SIZE = 256
+# Registry positions drawn per committee seat at most: committee cost follows its size, not the registry's.
+COMMITTEE_DRAWS_PER_SEAT = 4
+# A registry entry's exit epoch while it has not initiated an exit (the contract's uint48 max).
+NEVER_EPOCH = 2**48 - 1
 # Share of a slashed amount paid to the reporter, in basis points (the rest stays locked in the contract).
 SLASH_REPORTER_SHARE_BPS = 5_000
 BPS = 10_000

@@ -41,7 +41,7 @@ contract Rollup {
         bytes32 archive;
     }
 
-    /// One storage word per registered attester, read by the committee scan.
+    /// One storage word per registered attester, read once per committee draw that lands on it.
     struct Entry {
         address attester;
         uint48 activationEpoch;
@@ -124,6 +124,8 @@ contract Rollup {
     /// Stake stays slashable this many epochs after the exit epoch, so late equivocation evidence still lands.
     uint256 public constant WITHDRAWAL_DELAY_EPOCHS = 2;
     uint256 public constant MAX_COMMITTEE_SIZE = 256; // positions fit one uint256 bitmap
+    /// Registry positions drawn per committee seat at most: bounds the committee's cost by its size.
+    uint256 public constant COMMITTEE_DRAWS_PER_SEAT = 4;
     uint256 public constant SLASH_REPORTER_SHARE_BPS = 5_000;
     uint256 private constant BPS = 10_000;
     uint256 private constant SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
@@ -146,7 +148,7 @@ contract Rollup {
     uint256 private _tip;
     mapping(bytes32 => bool) private _slashed;
     /// keccak256(abi.encodePacked(committee)) of each epoch in which a block was proposed: later
-    /// proposals of the epoch pass the committee as calldata instead of re-scanning the registry.
+    /// proposals of the epoch pass the committee as calldata instead of sampling it again.
     mapping(uint256 => bytes32) private _committeeCommitments;
     address[] private _genesisAccounts;
     uint256[] private _genesisBalances;
@@ -322,13 +324,40 @@ contract Rollup {
         return keccak256(abi.encode(epoch, GENESIS_SEED));
     }
 
-    /// Partial Fisher-Yates over the active set; mirrored by protocol.committee.committee_for.
+    /// Every registry entry in registration order (for off-chain mirrors of the committee; O(registry)).
+    function getRegistry()
+        external
+        view
+        returns (address[] memory attesters, uint256[] memory activationEpochs, uint256[] memory exitEpochs)
+    {
+        uint256 n = _entries.length;
+        attesters = new address[](n);
+        activationEpochs = new uint256[](n);
+        exitEpochs = new uint256[](n);
+        for (uint256 i; i < n; ++i) {
+            Entry memory e = _entries[i];
+            (attesters[i], activationEpochs[i], exitEpochs[i]) = (e.attester, e.activationEpoch, e.exitEpoch);
+        }
+    }
+
+    /// Partial Fisher-Yates over registry positions, never materialising the registry: draw i takes position
+    /// j = i + keccak256(abi.encode(seed, i)) % (n - i) and keeps the entry there when it is active in `epoch`.
+    /// At most COMMITTEE_DRAWS_PER_SEAT draws per seat, so the cost follows the committee size, not the
+    /// registry size; mirrored by protocol.committee.committee_for (docs/committee-sampling.md).
     function getEpochCommittee(uint256 epoch) public view returns (address[] memory committee) {
-        committee = getActiveAttesters(epoch);
-        uint256 n = committee.length;
-        uint256 k = n < COMMITTEE_SIZE ? n : COMMITTEE_SIZE;
+        uint256 n = _entries.length;
+        uint256 size = COMMITTEE_SIZE;
+        uint256 draws = size * COMMITTEE_DRAWS_PER_SEAT;
+        if (draws > n) draws = n;
+        committee = new address[](size);
+        // The positions earlier draws moved: open addressing, a slot holds (position + 1) << 128 | entry index.
+        uint256 mask = 1;
+        while (mask < 2 * draws) mask <<= 1;
+        uint256[] memory moved = new uint256[](mask);
+        mask -= 1;
         bytes32 seed = epochSeed(epoch);
-        for (uint256 i; i < k; ++i) {
+        uint256 count;
+        for (uint256 i; i < draws && count < size; ++i) {
             uint256 r;
             assembly {
                 // keccak256(abi.encode(seed, i)) in scratch space: no memory allocation per draw
@@ -337,10 +366,34 @@ contract Rollup {
                 r := keccak256(0x00, 0x40)
             }
             uint256 j = i + r % (n - i);
-            (committee[i], committee[j]) = (committee[j], committee[i]);
+            uint256 pick = _movedAt(moved, mask, j);
+            if (j != i) _move(moved, mask, j, _movedAt(moved, mask, i));
+            Entry memory e = _entries[pick];
+            if (e.activationEpoch <= epoch && epoch < e.exitEpoch) committee[count++] = e.attester;
         }
         assembly {
-            mstore(committee, k)
+            mstore(committee, count)
+        }
+    }
+
+    /// The entry index now at `position` of the virtual shuffled registry (the position itself if unmoved).
+    function _movedAt(uint256[] memory moved, uint256 mask, uint256 position) internal pure returns (uint256) {
+        uint256 tag = (position + 1) << 128;
+        for (uint256 h = position & mask;; h = (h + 1) & mask) {
+            uint256 slot = moved[h];
+            if (slot == 0) return position;
+            if (slot >> 128 << 128 == tag) return slot & type(uint128).max;
+        }
+    }
+
+    function _move(uint256[] memory moved, uint256 mask, uint256 position, uint256 index) internal pure {
+        uint256 tag = (position + 1) << 128;
+        for (uint256 h = position & mask;; h = (h + 1) & mask) {
+            uint256 slot = moved[h];
+            if (slot == 0 || slot >> 128 << 128 == tag) {
+                moved[h] = tag | index;
+                return;
+            }
         }
     }
 
