@@ -74,6 +74,14 @@ def up(
         help="Duty store of the HA nodes: postgresql://… (default: one SQLite file "
         "in the devnet directory shared by the HA nodes).",
     ),
+    store_cluster: bool = typer.Option(
+        False,
+        "--store-cluster",
+        envvar=f"{_ENV}STORE_CLUSTER",
+        help="Duty store of the HA nodes on 3 Patroni-managed PostgreSQL members in strict synchronous "
+        "mode and 3 etcd members, on loopback, data under the devnet directory (scripts/"
+        "ensure-store-cluster.sh installs them); the nodes get the multi-host URL.",
+    ),
     users: int = typer.Option(
         4, "--users", envvar=f"{_ENV}USERS", help="Funded L2 accounts for the tx load."
     ),
@@ -126,6 +134,7 @@ def up(
         epoch_length=epoch_length,
         committee_size=committee_size,
         ha_db=ha_db,
+        store_cluster=store_cluster,
         users=users,
         load_rate=load_rate,
         duty_lease_s=duty_lease,
@@ -144,6 +153,8 @@ def up(
             argv += ["--duty-lease", str(duty_lease)]
         if prometheus:
             argv.append("--prometheus")
+        if store_cluster:
+            argv.append("--store-cluster")
         supervisor.detach(
             config, argv, lambda line: _out.print(line, markup=False, highlight=False), ha_db=ha_db
         )
