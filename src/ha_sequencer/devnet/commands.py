@@ -178,6 +178,7 @@ def status(
 ) -> None:
     """Print the devnet's nodes and their health (exit 1 if any node is down or unhealthy)."""
     from ha_sequencer.devnet.orchestrator import all_statuses
+    from ha_sequencer.devnet.store_cluster import describe as describe_cluster
 
     state = load_state(directory)
     statuses = all_statuses([n for n in state.nodes if pid_alive(n.pid)])
@@ -200,6 +201,7 @@ def status(
             "haDb": state.ha_db,
             "supervisorRunning": pid_alive(state.supervisor_pid),
             "prometheusUrl": state.prometheus_url,
+            "storeCluster": describe_cluster(state.store_cluster) if state.store_cluster else None,
             "nodes": [
                 {
                     "name": n.name,
@@ -227,6 +229,9 @@ def status(
         )
         if state.prometheus_url:
             _out.print(f"Prometheus {state.prometheus_url} (alerts: {state.prometheus_url}/alerts)")
+        if state.store_cluster:
+            line = "duty store cluster: " + describe_cluster(state.store_cluster)
+            _out.print(line, markup=False, highlight=False)
         table = Table()
         for col in ("node", "HA", "pid", "health", "role", "L2 block", "peers", "status URL"):
             table.add_column(col)
