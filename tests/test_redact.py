@@ -45,6 +45,10 @@ def test_redact_dsn_keeps_what_an_operator_needs():
     assert redact_dsn(f"postgresql://u:{PASSWORD}@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert redact_dsn("postgresql://u@h/db?sslmode=require") == "postgresql://u@h/db?sslmode=require"
     assert redact_dsn(f"host=h password='{PASSWORD} x' dbname=d") == "host=h password=*** dbname=d"
+    # libpq's multi-host form (a replicated store): every host stays visible, the password does not
+    multi = f"postgresql://u:{PASSWORD}@h1:5432,h2:5433/db?target_session_attrs=read-write"
+    assert redact_dsn(multi) == "postgresql://u:***@h1:5432,h2:5433/db?target_session_attrs=read-write"
+    assert redact_dsn(f"postgresql://u:{PASSWORD}@h1:5432,h2:x/db") == "<unparsable URL>"
 
 
 # Passwords libpq accepts unescaped (it takes the credentials up to the '@'): every one of them stays hidden.

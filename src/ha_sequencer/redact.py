@@ -69,7 +69,8 @@ def _split(url: str) -> _Parts | None:
     userinfo, at, after = tail.rpartition("@")
     try:
         rest = urlsplit(f"{scheme}://{after}")
-        rest.port  # noqa: B018 -- raises ValueError on a port that is not a number
+        for host in rest.netloc.split(","):  # libpq's multi-host form: h1:5432,h2:5432
+            urlsplit(f"{scheme}://{host}").port  # noqa: B018 -- ValueError on a port that is not a number
     except ValueError:
         rest = None
     return _Parts(scheme, userinfo if at else None, rest)

@@ -17,6 +17,7 @@ from ha_sequencer.devnet.state import (
     DevnetNotFound,
     DevnetState,
     NodeEntry,
+    StoreClusterEntry,
     load_state,
     pid_alive,
     pid_matches,
@@ -24,6 +25,8 @@ from ha_sequencer.devnet.state import (
     write_ha_db_url,
     write_state,
 )
+from ha_sequencer.devnet.store_cluster import describe as describe_cluster
+from ha_sequencer.devnet.store_failover import StoreFailoverError, StoreFailoverTest
 from ha_sequencer.devnet.watcher import (
     ATTESTATION,
     PROPOSAL,
@@ -33,6 +36,7 @@ from ha_sequencer.devnet.watcher import (
     proposal_sighting,
 )
 from ha_sequencer.errors import InputError
+from ha_sequencer.l1.anvil import free_port
 from ha_sequencer.l1.client import BlockProposedEvent
 from ha_sequencer.protocol.constants import NetworkParams
 from ha_sequencer.protocol.messages import (
@@ -283,6 +287,7 @@ def test_equivocations_and_slashing_fail_the_phase() -> None:
         ({"slot_duration": 1}, "--slot-duration"),
         ({"committee_size": 9}, "--committee-size"),
         ({"ha_db": "mysql://x"}, "--ha-db"),
+        ({"ha_db": "postgresql://h/db", "store_cluster": True}, "--store-cluster and --ha-db"),
     ],
 )
 def test_devnet_options_are_checked(kwargs, flag) -> None:
@@ -296,3 +301,25 @@ def test_cli_without_a_devnet_says_where_it_looked(tmp_path, capsys) -> None:
             main([*argv, "--dir", str(tmp_path)])
         assert exc.value.code == 2
         assert f"no devnet in {tmp_path}" in capsys.readouterr().err
+
+
+def test_the_store_cluster_is_in_the_state_and_store_failover_needs_it(tmp_path, capsys) -> None:
+    state = _state(tmp_path)
+    with pytest.raises(StoreFailoverError, match="devnet up --store-cluster"):
+        StoreFailoverTest(state)
+    state.store_cluster = StoreClusterEntry(
+        directory=str(tmp_path / "store-cluster"),
+        names=["pg0", "pg1", "pg2"],
+        pg_ports=[1, 2, 3],
+        api_ports=[free_port()],  # nothing listens: no member answers
+        patroni_pids={"pg0": 11, "pg1": 12, "pg2": 13},
+        etcd_pids=[21, 22, 23],
+    )
+    write_state(state)
+    assert load_state(tmp_path) == state
+    assert describe_cluster(state.store_cluster).startswith("no member answers")
+    for extra in (["--kill"], ["--node", "ha1"], ["--ha-db", "postgresql://h/db"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["failover-test", "--store-failover", *extra, "--dir", str(tmp_path)])
+        assert exc.value.code == 2
+        assert "--store-failover" in capsys.readouterr().err

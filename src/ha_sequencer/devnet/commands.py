@@ -74,6 +74,14 @@ def up(
         help="Duty store of the HA nodes: postgresql://… (default: one SQLite file "
         "in the devnet directory shared by the HA nodes).",
     ),
+    store_cluster: bool = typer.Option(
+        False,
+        "--store-cluster",
+        envvar=f"{_ENV}STORE_CLUSTER",
+        help="Duty store of the HA nodes on 3 Patroni-managed PostgreSQL members in strict synchronous "
+        "mode and 3 etcd members, on loopback, data under the devnet directory (scripts/"
+        "ensure-store-cluster.sh installs them); the nodes get the multi-host URL.",
+    ),
     users: int = typer.Option(
         4, "--users", envvar=f"{_ENV}USERS", help="Funded L2 accounts for the tx load."
     ),
@@ -126,6 +134,7 @@ def up(
         epoch_length=epoch_length,
         committee_size=committee_size,
         ha_db=ha_db,
+        store_cluster=store_cluster,
         users=users,
         load_rate=load_rate,
         duty_lease_s=duty_lease,
@@ -144,6 +153,8 @@ def up(
             argv += ["--duty-lease", str(duty_lease)]
         if prometheus:
             argv.append("--prometheus")
+        if store_cluster:
+            argv.append("--store-cluster")
         supervisor.detach(
             config, argv, lambda line: _out.print(line, markup=False, highlight=False), ha_db=ha_db
         )
@@ -167,6 +178,7 @@ def status(
 ) -> None:
     """Print the devnet's nodes and their health (exit 1 if any node is down or unhealthy)."""
     from ha_sequencer.devnet.orchestrator import all_statuses
+    from ha_sequencer.devnet.store_cluster import describe as describe_cluster
 
     state = load_state(directory)
     statuses = all_statuses([n for n in state.nodes if pid_alive(n.pid)])
@@ -189,6 +201,7 @@ def status(
             "haDb": state.ha_db,
             "supervisorRunning": pid_alive(state.supervisor_pid),
             "prometheusUrl": state.prometheus_url,
+            "storeCluster": describe_cluster(state.store_cluster) if state.store_cluster else None,
             "nodes": [
                 {
                     "name": n.name,
@@ -216,6 +229,9 @@ def status(
         )
         if state.prometheus_url:
             _out.print(f"Prometheus {state.prometheus_url} (alerts: {state.prometheus_url}/alerts)")
+        if state.store_cluster:
+            line = "duty store cluster: " + describe_cluster(state.store_cluster)
+            _out.print(line, markup=False, highlight=False)
         table = Table()
         for col in ("node", "HA", "pid", "health", "role", "L2 block", "peers", "status URL"):
             table.add_column(col)
@@ -244,6 +260,13 @@ def failover_test(
         4, "--slots", envvar="HA_SEQUENCER_FAILOVER_SLOTS", help="Slots per phase (N)."
     ),
     kill: bool = typer.Option(False, "--kill", help="kill -9 instead of SIGTERM."),
+    store_failover: bool = typer.Option(
+        False,
+        "--store-failover",
+        help="Instead of a node: kill -9 the duty store's primary (Patroni and PostgreSQL) of a devnet "
+        "started with --store-cluster; report kill → first guarded signature on the new primary, missed "
+        "duties, equivocations, and whether every HA node resumed without a restart.",
+    ),
     node: str | None = typer.Option(
         None, "--node", help="The HA node to stop (default: the one holding the identity's next duty)."
     ),
@@ -267,6 +290,12 @@ def failover_test(
     """The guide's "Testing Failover", automated: exit 0 only if no duty was missed, nothing equivocated."""
     from ha_sequencer.devnet.failover import FailoverTest
     from ha_sequencer.devnet.orchestrator import DevnetConfig
+    from ha_sequencer.devnet.store_failover import StoreFailoverReport, StoreFailoverTest
+
+    if store_failover and (kill or node is not None):
+        raise typer.BadParameter("--store-failover kills the store's primary: no --kill or --node with it")
+    if store_failover and ha_db is not None:
+        raise typer.BadParameter("--store-failover runs on the devnet's store cluster: no --ha-db with it")
 
     console = _err if as_json else _out
 
@@ -285,11 +314,15 @@ def failover_test(
                     ha_nodes=ha_nodes,
                     slot_duration=slot_duration,
                     ha_db=ha_db,
+                    store_cluster=store_failover,
                 ),
                 say,
             )
         state = load_state(directory)
-        report = FailoverTest(state, slots_per_phase=slots, kill=kill, node=node, say=say).run()
+        if store_failover:
+            report = StoreFailoverTest(state, slots_per_phase=slots, say=say).run()
+        else:
+            report = FailoverTest(state, slots_per_phase=slots, kill=kill, node=node, say=say).run()
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if load is not None:
@@ -299,6 +332,8 @@ def failover_test(
         signal.signal(signal.SIGTERM, previous)
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
+    elif isinstance(report, StoreFailoverReport):
+        print_store_report(report)
     else:
         print_report(report)
     if not report.ok:
@@ -393,6 +428,64 @@ def print_report(report) -> None:
         _out.print(f"attestations in L1 blocks, by attester: {shares}", markup=False, highlight=False)
     if report.ok:
         _out.print(Text("PASS: no duty missed, no equivocation, node rejoined", style="bold green"))
+    else:
+        _out.print(Text("FAIL:", style="bold red"))
+        for row in report.failing_rows:
+            _out.print("  " + row, markup=False, highlight=False)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+def print_store_report(report) -> None:
+    """The store failover report: timings, phases, the HA nodes, and the failing rows."""
+    line = (
+        f"failover-test --store-failover: kill -9 of primary {report.killed} "
+        f"in slot {report.killed_at_slot}; "
+        f"new primary {report.new_primary} after {_seconds(report.kill_to_new_primary_s)}; first guarded "
+        f"signature on it {_seconds(report.kill_to_first_signature_s)} after the kill "
+        f"({report.first_signature or 'none'})"
+    )
+    _out.print(line, markup=False, highlight=False)
+    table = Table()
+    for col in (
+        "phase",
+        "slots",
+        "blocks on L1",
+        "proposals on L1",
+        "attestations",
+        "missed",
+        "equivocations",
+    ):
+        table.add_column(col)
+    for p in report.phases:
+        table.add_row(
+            p.name,
+            f"{p.first_slot}…{p.last_slot} ({p.slots})",
+            f"{p.blocks}/{p.slots}",
+            f"{p.proposals_ok}/{p.proposals}",
+            f"{p.attestations_ok}/{p.attestations}",
+            str(len(p.missed)),
+            Text(str(len(p.equivocations) + len(p.slashed)), style="bold red" if not p.ok else "green"),
+        )
+    _out.print(table)
+    _out.print(
+        f"HA identity missed {report.missed} duties "
+        f"(bound ceil(failover / slot) = {report.expected_missed_bound}); "
+        f"equivocations {report.equivocations}",
+        markup=False,
+        highlight=False,
+    )
+    for n in report.nodes:
+        _out.print(
+            f"  {n.node}: pid {n.pid_before} → {n.pid_after}, healthy={n.healthy}, "
+            f"signed {n.signed_at_failover} → {n.signed_at_end}: {'resumed' if n.ok else 'NOT resumed'}",
+            markup=False,
+            highlight=False,
+        )
+    if report.ok:
+        _out.print(Text("PASS: no equivocation, every HA node resumed without a restart", style="bold green"))
     else:
         _out.print(Text("FAIL:", style="bold red"))
         for row in report.failing_rows:

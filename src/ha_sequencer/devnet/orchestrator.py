@@ -41,6 +41,7 @@ from ha_sequencer.devnet.state import (
     DevnetError,
     DevnetState,
     NodeEntry,
+    StoreClusterEntry,
     load_state,
     locked,
     pid_alive,
@@ -50,6 +51,14 @@ from ha_sequencer.devnet.state import (
     write_ha_db_url,
     write_state,
 )
+from ha_sequencer.devnet.store_cluster import clear as clear_store_cluster
+from ha_sequencer.devnet.store_cluster import (
+    node_url,
+    remove_data,
+    start_cluster,
+    stop_cluster,
+    stop_recorded,
+)
 from ha_sequencer.errors import InputError
 from ha_sequencer.keys.derivation import derive_eth_key
 from ha_sequencer.keys.files import ensure_private_dir
@@ -57,6 +66,7 @@ from ha_sequencer.keys.keystore import load_keystore
 from ha_sequencer.l1.anvil import Anvil, free_port
 from ha_sequencer.l1.deploy import GenesisValidator, deploy_rollup
 from ha_sequencer.localnet.nodes import HA_DB_ENV, PUBLISHER_FUNDING_WEI, NodeProcess, fund_accounts
+from ha_sequencer.localnet.store_cluster import StoreCluster
 from ha_sequencer.p2p.identity import load_or_create_peer_key, peer_id_of
 from ha_sequencer.protocol.committee import quorum
 from ha_sequencer.protocol.constants import MAX_COMMITTEE_SIZE
@@ -97,6 +107,7 @@ class DevnetConfig:
     load_rate: float = 1.0
     duty_lease_s: float | None = None
     prometheus: bool = False  # a real Prometheus scraping every node with deploy/prometheus/alerts.yml
+    store_cluster: bool = False  # the duty store on 3 Patroni/PostgreSQL + 3 etcd members (data under DIR)
 
     def validate(self) -> None:
         """Raise InputError naming the bad option."""
@@ -116,6 +127,10 @@ class DevnetConfig:
         if self.ha_db and not self.ha_db.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise InputError(
                 f"--ha-db: expected sqlite:///PATH or postgresql://…, got {redact_dsn(self.ha_db)!r}"
+            )
+        if self.ha_db and self.store_cluster:
+            raise InputError(
+                "--store-cluster and --ha-db: choose one (the cluster is the HA nodes' duty store)"
             )
 
     @property
@@ -215,6 +230,8 @@ class Devnet:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.ha_db_url = ""
         self.prometheus: DevnetPrometheus | None = None
+        self.store_cluster: StoreCluster | None = None
+        self.store_cluster_entry: StoreClusterEntry | None = None
         self._stopped = False
 
     # --- lifecycle ---------------------------------------------------------------------------------------
@@ -258,9 +275,14 @@ class Devnet:
         publishers = [a for p in self.plans for a in p.publishers]
         fund_accounts(self.anvil.rpc_url, self.anvil.accounts[1], publishers, PUBLISHER_FUNDING_WEI)
         self.say(f"L1: funded {len(publishers)} publishers with {PUBLISHER_FUNDING_WEI // 10**18} ETH each")
-        self.ha_db_url = self.config.ha_db or f"sqlite:///{self.dir / 'ha-duties.sqlite'}"
+        if self.config.store_cluster:
+            self.store_cluster, self.store_cluster_entry = start_cluster(self.dir, self.say)
+            self.ha_db_url = node_url(self.store_cluster)
+        else:
+            self.ha_db_url = self.config.ha_db or f"sqlite:///{self.dir / 'ha-duties.sqlite'}"
         write_ha_db_url(self.dir, self.ha_db_url)
         self.state = self._plan_nodes(rollup)
+        self.state.store_cluster = self.store_cluster_entry
         with locked(self.dir):
             write_state(self.state)
         for entry in self.state.nodes:
@@ -298,6 +320,7 @@ class Devnet:
         # an earlier run's keys, node data and logs: a devnet always starts from a fresh chain
         for sub in ("keys", "nodes", "watcher"):
             shutil.rmtree(self.dir / sub, ignore_errors=True)
+        clear_store_cluster(self.dir)
         for name in (
             "devnet.json",
             "ha-db.url",
@@ -538,6 +561,9 @@ class Devnet:
         if self.anvil is not None:
             self.anvil.stop()
             self.say("L1: anvil stopped")
+        if self.store_cluster is not None:
+            stop_cluster(self.store_cluster, self.store_cluster_entry)
+            self.say("store cluster: etcd, Patroni and PostgreSQL stopped")
         with contextlib.suppress(FileNotFoundError):
             state_path(self.dir).unlink()
 
@@ -577,6 +603,12 @@ def down_from_state(directory: Path, say: Callable[[str], None] = print, timeout
     if stop_pid(state.anvil_pid, port) != "not running":
         say("L1: anvil stopped")
         stopped += 1
+    if state.store_cluster is not None:
+        left = stop_recorded(state.store_cluster)
+        remove_data(state.store_cluster)
+        if left:
+            say(f"store cluster: {left} process(es) stopped")
+            stopped += left
     with contextlib.suppress(FileNotFoundError):
         state_path(directory).unlink()
     return stopped

@@ -66,6 +66,18 @@ class NodeEntry:
 
 
 @dataclass
+class StoreClusterEntry:
+    """`devnet up --store-cluster`: where its etcd and Patroni members run (pids to stop them by)."""
+
+    directory: str  # the cluster's data (DIR/store-cluster, or where that symlink points)
+    names: list[str]  # Patroni members
+    pg_ports: list[int]
+    api_ports: list[int]  # Patroni REST APIs: /cluster names the primary
+    patroni_pids: dict[str, int]
+    etcd_pids: list[int]
+
+
+@dataclass
 class DevnetState:
     """Everything needed to find, inspect and stop a devnet."""
 
@@ -87,6 +99,7 @@ class DevnetState:
     ready: bool = False
     prometheus_pid: int | None = None  # `devnet up --prometheus`
     prometheus_url: str | None = None
+    store_cluster: StoreClusterEntry | None = None  # `devnet up --store-cluster`
     version: int = STATE_VERSION
 
     @property
@@ -132,7 +145,9 @@ class DevnetState:
                     f"{source}: state version {doc.get('version')!r}, expected {STATE_VERSION}"
                 )
             nodes = [NodeEntry(**n) for n in doc.get("nodes", [])]
-            return cls(**{**doc, "nodes": nodes})
+            cluster = doc.get("store_cluster")
+            store_cluster = StoreClusterEntry(**cluster) if cluster else None
+            return cls(**{**doc, "nodes": nodes, "store_cluster": store_cluster})
         except TypeError as exc:
             raise DevnetNotFound(f"{source}: not a devnet state file ({exc})") from None
 

@@ -132,9 +132,13 @@ def _live_loop(devnet: Devnet, monitor: Monitor, console: Console) -> None:
 def _headless_loop(devnet: Devnet, monitor: Monitor, say) -> None:
     printed = -1
     firing: dict[str, FiringAlert] = {}
+    primary: str | None = None
     while True:
         devnet.reap()
         snap = monitor.snapshot(rows=3)
+        if snap.store_cluster is not None and snap.store_cluster.split(" ", 1)[0] != primary:
+            primary = snap.store_cluster.split(" ", 1)[0]  # a line when the primary changes
+            say("duty store cluster: " + snap.store_cluster)
         if snap.alerts is not None:
             firing, lines = alert_changes(firing, snap.alerts)
             for line in lines:

@@ -21,6 +21,7 @@ from ha_sequencer.devnet.orchestrator import all_statuses
 from ha_sequencer.devnet.prometheus import FiringAlert, PrometheusApi
 from ha_sequencer.devnet.slots import SlotBook, SlotFacts
 from ha_sequencer.devnet.state import DevnetError, DevnetState, NodeEntry, pid_alive
+from ha_sequencer.devnet.store_cluster import describe as describe_cluster
 from ha_sequencer.ha.backends import open_store
 from ha_sequencer.ha.store import DutyKey, DutyStore
 from ha_sequencer.l1.client import RollupClient
@@ -53,6 +54,7 @@ class Snapshot:
     equivocations: int | None = None
     watcher_peers: int | None = None
     alerts: list[FiringAlert] | None = None  # None: no Prometheus with this devnet
+    store_cluster: str | None = None  # `devnet up --store-cluster`: its members, the primary first
     errors: list[str] = field(default_factory=list)
 
 
@@ -159,6 +161,7 @@ class Monitor:
             equivocations=len(self.watcher.ledger.equivocations()) if self.watcher is not None else None,
             watcher_peers=self.watcher.peer_count() if self.watcher is not None else None,
             alerts=alerts,
+            store_cluster=describe_cluster(self.state.store_cluster) if self.state.store_cluster else None,
             errors=errors,
         )
 
@@ -235,6 +238,9 @@ def render(monitor: Monitor, snap: Snapshot) -> Group:
             f"{entry.url}/status",
         )
     parts: list[Any] = [slots, nodes]
+    if snap.store_cluster is not None:
+        line = snap.store_cluster
+        parts.append(Text("duty store cluster: " + line, style=_cluster_style(line)))
     if snap.alerts is not None:
         parts.append(alerts_table(snap.alerts, state.prometheus_url or ""))
     footer = Text()
@@ -250,6 +256,10 @@ def render(monitor: Monitor, snap: Snapshot) -> Group:
     for err in snap.errors[:3]:
         parts.append(Text(err, style="red"))
     return Group(*parts)
+
+
+def _cluster_style(line: str) -> str:
+    return "bold red" if line.startswith(("NO PRIMARY", "no member")) else ""
 
 
 def alerts_table(alerts: list[FiringAlert], url: str) -> Table:

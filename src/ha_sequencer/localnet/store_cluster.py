@@ -43,6 +43,7 @@ RETRY_TIMEOUT_S = 3  # DCS and PostgreSQL operations retried this long before th
 START_TIMEOUT_S = 90
 DB_NAME = "ha_duties"
 PG_USER = "postgres"  # trust authentication on loopback
+LEADER_ROLES = ("leader", "master", "primary")
 
 
 class StoreClusterError(HASequencerError):
@@ -275,34 +276,30 @@ class StoreCluster:
     # -- state -----------------------------------------------------------------------------------------------
     def members(self) -> list[Member]:
         """The cluster as any live member's REST API reports it (empty if none answers)."""
-        for name, port in zip(self.names, self.api_ports, strict=True):
-            proc = self._patroni.get(name)
-            if proc is None or proc.popen.poll() is not None:
-                continue
-            doc = _http_json(f"http://127.0.0.1:{port}/cluster")
-            if doc is None:
-                continue
-            out: list[Member] = []
-            for m in doc.get("members", []):
-                lag = m.get("lag")
-                out.append(
-                    Member(
-                        name=str(m["name"]),
-                        role=str(m.get("role", "")),
-                        state=str(m.get("state", "")),
-                        port=int(m.get("port", 0)),
-                        lag=lag if isinstance(lag, int) else None,
-                    )
-                )
-            return out
-        return []
+        live = [
+            port
+            for name, port in zip(self.names, self.api_ports, strict=True)
+            if (proc := self._patroni.get(name)) is not None and proc.popen.poll() is None
+        ]
+        return cluster_members(live)
 
     def leader(self) -> str | None:
         """The name of the member Patroni says leads (and runs), if any."""
-        for m in self.members():
-            if m.role in ("leader", "master", "primary") and m.state == "running":
-                return m.name
-        return None
+        return leader_of(self.members())
+
+    @property
+    def etcd_pids(self) -> list[int]:
+        """The etcd members' pids."""
+        return [p.popen.pid for p in self._etcd]
+
+    @property
+    def patroni_pids(self) -> dict[str, int]:
+        """Each running Patroni member's pid."""
+        return {name: p.popen.pid for name, p in self._patroni.items()}
+
+    def data_dir(self, name: str) -> Path:
+        """A member's PostgreSQL data directory."""
+        return self.base / name / "data"
 
     def sync_standbys(self) -> list[str]:
         """Members Patroni lists as synchronous standbys, streaming."""
@@ -376,11 +373,8 @@ class StoreCluster:
         proc = self._patroni.pop(name, None)
         if proc is None:
             return
-        _kill_tree(proc.popen.pid)
+        kill_member_processes(proc.popen.pid, self.data_dir(name))
         proc.popen.wait(timeout=10)
-        postmaster = self.base / name / "data" / "postmaster.pid"
-        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
-            os.kill(int(postmaster.read_text().split()[0]), signal.SIGKILL)
 
     def stop(self) -> None:
         """Stop every member and etcd; remove the directory if this cluster made it."""
@@ -394,6 +388,58 @@ class StoreCluster:
         self._etcd = []
         if self._own_dir:
             shutil.rmtree(self.base, ignore_errors=True)
+
+
+def cluster_members(api_ports: Sequence[int]) -> list[Member]:
+    """The cluster as the first answering Patroni REST API (of `api_ports`) reports it; [] if none answers."""
+    for port in api_ports:
+        doc = _http_json(f"http://127.0.0.1:{port}/cluster")
+        if doc is None:
+            continue
+        out: list[Member] = []
+        for m in doc.get("members", []):
+            lag = m.get("lag")
+            out.append(
+                Member(
+                    name=str(m["name"]),
+                    role=str(m.get("role", "")),
+                    state=str(m.get("state", "")),
+                    port=int(m.get("port", 0)),
+                    lag=lag if isinstance(lag, int) else None,
+                )
+            )
+        return out
+    return []
+
+
+def leader_of(members: Sequence[Member]) -> str | None:
+    """The running leader's name among `members`, if any."""
+    for m in members:
+        if m.role in LEADER_ROLES and m.state == "running":
+            return m.name
+    return None
+
+
+def postmaster_pid(data_dir: Path) -> int | None:
+    """The pid in a data directory's postmaster.pid (None if there is none)."""
+    try:
+        return int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def kill_member_processes(patroni_pid: int, data_dir: Path) -> None:
+    """kill -9 one member: its Patroni (with its children) and its PostgreSQL (postmaster and backends)."""
+    pg = postmaster_pid(data_dir)
+    _kill_tree(patroni_pid)
+    if pg is not None and _is_postmaster_of(pg, data_dir):  # a stale file may name a reused pid
+        _kill_tree(pg)
+
+
+def _is_postmaster_of(pid: int, data_dir: Path) -> bool:
+    with contextlib.suppress(psutil.Error):
+        return str(data_dir) in " ".join(psutil.Process(pid).cmdline())
+    return False
 
 
 def _kill_tree(pid: int) -> None:
