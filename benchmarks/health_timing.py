@@ -1,7 +1,7 @@
 """How soon /status calls the duty store unhealthy: after a hang (the TCP path to PostgreSQL frozen, no
 reset) and after a refused connection (a benchmark: figures, no assertions; targets ≤ 1 s and ≤ 0.5 s).
 
-    PYTHONPATH=src:tests:tests/ha .venv/bin/python benchmarks/health_timing.py --runs 10
+    PYTHONPATH=src:tests/ha .venv/bin/python benchmarks/health_timing.py --runs 10
 
 Each run opens a fresh PostgreSQL store through a TCP proxy, lets the node's `StoreHealthWatch` see it
 healthy, then freezes (or refuses) the proxy and times until the health state turns unhealthy.

@@ -3,21 +3,17 @@ that freezes (a hang: bytes held, no reset) or refuses, read by the node's own `
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import trio
 
 from ha_sequencer.ha.backends import open_store
+from ha_sequencer.localnet.proxy import TcpProxy
 from ha_sequencer.node.health import Health, StoreHealthWatch
 from ha_sequencer.node.metrics import NodeMetrics
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: tcp_proxy, also for benchmarks/
-from tcp_proxy import TcpProxy  # noqa: E402
 
 
 def through_proxy(pg_url: str) -> tuple[str, TcpProxy]:

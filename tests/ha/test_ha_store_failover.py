@@ -34,7 +34,7 @@ from ha_sequencer.ha.outcomes import (
 from ha_sequencer.ha.pg_cluster import hosts_of
 from ha_sequencer.ha.postgres_store import PostgresDutyStore
 from ha_sequencer.ha.store import DutyKey
-from tcp_proxy import TcpProxy
+from ha_sequencer.localnet.proxy import TcpProxy
 
 pytestmark = pytest.mark.postgres
 

@@ -30,6 +30,7 @@ from ha_sequencer.ha.outcomes import (
     outcome_label,
 )
 from ha_sequencer.ha.store import DutyKey
+from ha_sequencer.localnet.proxy import TcpProxy
 from ha_sequencer.monitoring.alerts import NullAlerter
 from ha_sequencer.node.chain import Chain
 from ha_sequencer.node.clock import SlotClock, SlotTiming
@@ -39,7 +40,6 @@ from ha_sequencer.node.scheduler import Identity, Scheduler
 from ha_sequencer.protocol.messages import Attestation, attestation_digest, sign_digest
 from ha_sequencer.protocol.wire import attestation_payload
 from params_fixtures import PARAMS
-from tcp_proxy import TcpProxy
 
 ATTESTER = Account.from_key(keccak(b"deadline test attester"))
 ROLLUP = "0x" + "42" * 20

@@ -18,6 +18,7 @@ import trio
 
 from ha_sequencer.l1.client import RollupClient
 from ha_sequencer.localnet.nodes import LocalNet, generate_validators, signed_transfer
+from ha_sequencer.localnet.proxy import TcpProxy
 from ha_sequencer.p2p.gossip import GossipConfig, GossipNode
 from ha_sequencer.p2p.topics import ATTESTATION_TOPIC, PROPOSAL_TOPIC, TX_TOPIC
 from ha_sequencer.protocol.committee import quorum
@@ -34,7 +35,6 @@ from ha_sequencer.protocol.wire import (
     encode_attestation,
     encode_signed_block,
 )
-from tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ha_sequencer.chaos.proxy import TcpProxy
 from ha_sequencer.chaos.schedule import Fault
 from ha_sequencer.devnet.orchestrator import node_env, node_status
 from ha_sequencer.devnet.state import (
@@ -35,6 +34,7 @@ from ha_sequencer.devnet.state import (
 )
 from ha_sequencer.errors import InputError
 from ha_sequencer.ha.faults import FAULT_ENV, MID_DUTY_POINTS
+from ha_sequencer.localnet.proxy import TcpProxy
 
 log = logging.getLogger(__name__)
 
