@@ -4,7 +4,7 @@ reset) and after a refused connection (a benchmark: figures, no assertions; targ
     PYTHONPATH=src:tests/ha .venv/bin/python benchmarks/health_timing.py --runs 10
 
 Each run opens a fresh PostgreSQL store through a TCP proxy, lets the node's `StoreHealthWatch` see it
-healthy, then freezes (or refuses) the proxy and times until the health state turns unhealthy.
+healthy, then pauses (or refuses) the proxy and times until the health state turns unhealthy.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def main() -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     try:
-        for label, fault, target in (("hang", "freeze", 1.0), ("refused", "refuse", 0.5)):
+        for label, fault, target in (("hang", "pause", 1.0), ("refused", "refuse", 0.5)):
             times = [seconds_to_unhealthy(url, lambda p, f=fault: getattr(p, f)()) for _ in range(args.runs)]
             print(
                 f"{label:8} unhealthy after: median {statistics.median(times):.3f} s, "
