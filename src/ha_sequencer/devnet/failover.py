@@ -35,7 +35,7 @@ import httpx
 
 from ha_sequencer.devnet.orchestrator import log_tail, node_status, spawn_node
 from ha_sequencer.devnet.slasher import SlashingReporter, devnet_reporter_account
-from ha_sequencer.devnet.slots import SlotBook, SlotFacts
+from ha_sequencer.devnet.slots import SlotBook, SlotFacts, current_slot, wait_slot_start
 from ha_sequencer.devnet.state import (
     DevnetError,
     DevnetState,
@@ -273,18 +273,6 @@ class FailoverTest:
         self.store = open_store(state.ha_db_url())
         self.l1_start_block = self.client.l1_block_number()
 
-    # --- time ----------------------------------------------------------------------------------------------
-
-    def now_slot(self) -> int:
-        """The current slot."""
-        return self.params.slot_at(time.time())
-
-    def wait_slot_start(self, slot: int) -> None:
-        """Sleep until `slot` begins."""
-        delay = self.params.slot_start(slot) - time.time()
-        if delay > 0:
-            time.sleep(delay)
-
     # --- the run -------------------------------------------------------------------------------------------
 
     def run(self) -> FailoverReport:
@@ -313,29 +301,29 @@ class FailoverTest:
 
     def _run(self, watcher: Watcher, started: float) -> FailoverReport:
         n = self.n
-        s0 = self.now_slot() + 1
+        s0 = current_slot(self.params) + 1
         self.say(f"phase 1 baseline: slots {s0}…{s0 + n - 1}, all nodes up")
-        self.wait_slot_start(s0 + n)
+        wait_slot_start(self.params, s0 + n)
         # phase 2: stop the target at the moment it holds a duty
         target, stop_slot, duty, note = self._stop_target(s0 + n)
         down_first = stop_slot + 1
         self.say(f"phase 3 down: slots {down_first}…{down_first + n - 1} with {target.name} down")
-        self.wait_slot_start(down_first + n)
+        wait_slot_start(self.params, down_first + n)
         # phase 4: restart
-        restart_slot = self.now_slot()
+        restart_slot = current_slot(self.params)
         proc = spawn_node(target, self.state.ha_db_url())
         update_node_pid(Path(self.state.directory), target.name, proc.pid)
         target.pid = proc.pid
         self.say(f"phase 4 restart: {target.name} started again (pid {proc.pid}) in slot {restart_slot}")
         healthy_after = self._wait_rejoined(target)
         self.say(f"  {target.name} healthy and synced after {healthy_after:.1f} s")
-        rejoin_first = self.now_slot() + 1
+        rejoin_first = current_slot(self.params) + 1
         self.say(f"phase 5 rejoined: slots {rejoin_first}…{rejoin_first + n - 1}")
-        self.wait_slot_start(rejoin_first + n)
+        wait_slot_start(self.params, rejoin_first + n)
         rejoin = self._check_rejoin(target, healthy_after)
         last = rejoin_first + n - 1
         # blocks of the last slot land within it; read L1 once the next slot has begun
-        self.wait_slot_start(last + 1)
+        wait_slot_start(self.params, last + 1)
         time.sleep(0.5)
         self.book.refresh()
         self.reporter.drain()  # every proof the watcher sent is mined before Slashed is read
@@ -414,13 +402,13 @@ class FailoverTest:
         how = "SIGKILL" if self.kill else "SIGTERM"
         if self.node is not None:
             target = self.state.node(self.node)
-            slot = self.now_slot()
+            slot = current_slot(self.params)
             self.say(f"phase 2 stop: {how} to {target.name} (chosen with --node) in slot {slot}")
             self._signal(target)
             return target, slot, "chosen by --node", f"{how} {target.name} in slot {slot} (--node)"
         slot, duty = self._next_duty_slot(first_slot)
         self.say(f"phase 2 stop: waiting for slot {slot}, where the identity has a {duty} duty")
-        self.wait_slot_start(slot)
+        wait_slot_start(self.params, slot)
         holder, delay = self._holder(slot, duty)
         if holder is None:
             target = self.state.ha_nodes[0]

@@ -18,6 +18,18 @@ from ha_sequencer.protocol.constants import NetworkParams
 COMMITTEE_CACHE_EPOCHS = 64
 
 
+def current_slot(params: NetworkParams) -> int:
+    """The slot the wall clock is in."""
+    return params.slot_at(time.time())
+
+
+def wait_slot_start(params: NetworkParams, slot: int) -> None:
+    """Sleep until `slot` begins (at once if it has)."""
+    delay = params.slot_start(slot) - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
 @dataclass(frozen=True)
 class SlotFacts:
     """One slot as L1 records it."""

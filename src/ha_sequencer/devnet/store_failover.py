@@ -30,7 +30,7 @@ import psycopg
 
 from ha_sequencer.devnet.failover import DEFAULT_SLOTS_PER_PHASE, PhaseReport, evaluate_phase, signed_duties
 from ha_sequencer.devnet.orchestrator import node_status
-from ha_sequencer.devnet.slots import SlotBook
+from ha_sequencer.devnet.slots import SlotBook, current_slot, wait_slot_start
 from ha_sequencer.devnet.state import DevnetState, NodeEntry, StoreClusterEntry, pid_alive, pid_matches
 from ha_sequencer.devnet.watcher import Watcher, slashed_events
 from ha_sequencer.errors import InputError
@@ -207,16 +207,6 @@ class StoreFailoverTest:
         self.ha = state.ha_attester
         self.l1_start_block = self.client.l1_block_number()
 
-    def now_slot(self) -> int:
-        """The current slot."""
-        return self.params.slot_at(time.time())
-
-    def wait_slot_start(self, slot: int) -> None:
-        """Sleep until `slot` begins."""
-        delay = self.params.slot_start(slot) - time.time()
-        if delay > 0:
-            time.sleep(delay)
-
     def run(self) -> StoreFailoverReport:
         """Run the three phases and evaluate them."""
         started = time.monotonic()
@@ -238,13 +228,13 @@ class StoreFailoverTest:
 
     def _run(self, watcher: Watcher, started: float) -> StoreFailoverReport:
         n = self.n
-        s0 = self.now_slot() + 1
+        s0 = current_slot(self.params) + 1
         self.say(f"phase 1 before: slots {s0}…{s0 + n - 1}, the whole store cluster up")
-        self.wait_slot_start(s0 + n)
+        wait_slot_start(self.params, s0 + n)
         ha_nodes = self.state.ha_nodes
         resume = [NodeResume(e.name, e.pid, None) for e in ha_nodes]
         old = self._kill_primary()
-        kill_slot, t_kill, kill_mono = self.now_slot(), time.time(), time.monotonic()
+        kill_slot, t_kill, kill_mono = current_slot(self.params), time.time(), time.monotonic()
         self.say(f"phase 2 failover: kill -9 of primary {old} (Patroni and PostgreSQL) in slot {kill_slot}")
         new, to_primary = self._wait_new_primary(old, kill_mono)
         notes: list[str] = []
@@ -262,10 +252,10 @@ class StoreFailoverTest:
                 )
         for r, entry in zip(resume, ha_nodes, strict=True):
             r.signed_at_failover = signed_duties(entry)  # each must sign more from here on
-        after_first = self.now_slot() + 1
+        after_first = current_slot(self.params) + 1
         last = after_first + n - 1
         self.say(f"phase 3 after: slots {after_first}…{last}")
-        self.wait_slot_start(last + 1)
+        wait_slot_start(self.params, last + 1)
         time.sleep(0.5)  # blocks of the last slot land within it
         for r, entry in zip(resume, ha_nodes, strict=True):
             self._check_resumed(r, entry)
