@@ -8,6 +8,7 @@ bootstrap:
 
 devnet: bootstrap
 	@scripts/ensure-prometheus.sh
+	@scripts/ensure-faketime.sh >/dev/null
 	$(VENV)/ha-sequencer devnet up $(ARGS)
 
 PYRIGHT := node_modules/.bin/pyright
@@ -22,6 +23,7 @@ test: bootstrap
 	@scripts/ensure-store-cluster.sh
 	@scripts/ensure-prometheus.sh
 	@scripts/ensure-aztec.sh >/dev/null
+	@scripts/ensure-faketime.sh >/dev/null
 	$(VENV)/ruff check src tests benchmarks
 	$(PYRIGHT)
 	$(VENV)/python -m pytest $(PYTEST_ARGS)
