@@ -2,8 +2,9 @@
 
 1. Before L1 answers: the keystore is loaded, HTTP serves /status (it says why the node is not ready), the
    funds watcher runs (an unfunded node still alerts).
-2. `read_network` retries until L1 gives the network parameters; then every collaborator is built, fully,
-   before any of them starts (`Services`).
+2. `read_network` retries until L1 gives the network parameters and, side by side, `open_duty_store` until
+   the store answers (/status: `duty_store_unreachable`, nothing signed); then every collaborator is built,
+   fully, before any of them starts (`Services`).
 3. Components each own their loop and start with `nursery.start(component.run)`: sync, committees, gossip
    inbox, health monitor, store heartbeat; the duty scheduler runs last, in the foreground.
 4. SIGTERM/SIGINT: the scheduler starts no new duty, the duty in hand finishes (its guard call is never
@@ -36,7 +37,7 @@ from ha_sequencer.keys import LoadedKeystore, PasswordSource, load_keystore
 from ha_sequencer.keys.discovery import insecure_keystore_files
 from ha_sequencer.l1.client import RollupClient
 from ha_sequencer.monitoring.service import FundsService
-from ha_sequencer.node.bootstrap import Network, read_network
+from ha_sequencer.node.bootstrap import Network, open_duty_store, read_network
 from ha_sequencer.node.chain import Chain, ChainBlock
 from ha_sequencer.node.clock import SlotClock, SlotTiming
 from ha_sequencer.node.committees import CommitteeCache
@@ -53,13 +54,13 @@ from ha_sequencer.node.metrics import NodeMetrics
 from ha_sequencer.node.publisher import Publisher
 from ha_sequencer.node.rpc import NodeRpc, starting_methods
 from ha_sequencer.node.scheduler import Identity, Scheduler
-from ha_sequencer.node.services import Phase, Services, Starting
+from ha_sequencer.node.services import DUTY_STORE, NETWORK, Phase, Services, Starting
 from ha_sequencer.node.status import NodeFacts, status_report
 from ha_sequencer.node.sync import Sync
 from ha_sequencer.p2p.gossip import GossipNode
 from ha_sequencer.p2p.topics import ATTESTATION_TOPIC, PROPOSAL_TOPIC, TX_TOPIC
 from ha_sequencer.p2p.validation import GossipMetrics
-from ha_sequencer.redact import scrub_endpoints
+from ha_sequencer.redact import scrub_dsn, scrub_endpoints
 
 log = logging.getLogger("ha_sequencer.node")
 
@@ -169,8 +170,7 @@ class Node:
             await root.start(HealthConditions(self.metrics).run, self.status_report)
             stop = trio.Event()
             root.start_soon(self._wait_for_signal, stop, root)
-            network = await read_network(self.client, self.health, self.facts.attesters, self.config.rollup)
-            store = await trio.to_thread.run_sync(self._open_store)
+            network, store = await self._connect()
             try:
                 services = self._build(network, store)
                 heartbeat = Heartbeat(store, self.config.node_id)
@@ -183,6 +183,37 @@ class Node:
             finally:
                 with trio.CancelScope(shield=True):
                     await trio.to_thread.run_sync(store.close)
+
+    async def _connect(self) -> tuple[Network, DutyStore]:
+        """Read the network from L1 and open the duty store side by side, each retried until it answers, so
+        /status names everything still missing at once; the node has no duties (signs nothing) until both."""
+        networks: list[Network] = []
+        stores: list[DutyStore] = []
+
+        async def network() -> None:
+            networks.append(
+                await read_network(self.client, self.health, self.facts.attesters, self.config.rollup)
+            )
+            self._done_waiting_for(NETWORK)
+
+        async def store() -> None:
+            stores.append(await open_duty_store(self._open_store, self.health, self._scrub_store))
+            self._done_waiting_for(DUTY_STORE)
+
+        try:
+            async with trio.open_nursery() as both:
+                both.start_soon(network)
+                both.start_soon(store)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                for opened in stores:
+                    await trio.to_thread.run_sync(opened.close)
+            raise
+        return networks[0], stores[0]
+
+    def _done_waiting_for(self, what: str) -> None:
+        if isinstance(self.phase, Starting):
+            self.phase = self.phase.without(what)
 
     def _open_store(self) -> DutyStore:
         url = self.config.ha_db.url
@@ -403,6 +434,9 @@ class Node:
 
     def _scrub(self, text: str) -> str:
         return scrub_endpoints(text, self.config.l1_rpc_urls)
+
+    def _scrub_store(self, text: str) -> str:
+        return scrub_dsn(text, self.config.ha_db.url)
 
 
 def log_startup(config: NodeConfig, keystore: LoadedKeystore) -> None:

@@ -1,4 +1,5 @@
-"""The node's phases: `Starting` until the network is read from L1, then `Services` (all collaborators)."""
+"""The node's phases: `Starting` until the network is read from L1 and the duty store is open, then
+`Services` (all collaborators)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,20 @@ from ha_sequencer.node.sync import Sync
 from ha_sequencer.p2p.gossip import GossipNode
 from ha_sequencer.protocol.constants import NetworkParams
 
+NETWORK = "network parameters from L1"
+DUTY_STORE = "the duty store"
+
 
 @dataclass(frozen=True)
 class Starting:
-    """The node serves /status but has not read the network from L1 yet: it has no duties."""
+    """The node serves /status but has not read the network from L1 or opened its duty store yet: it has
+    no duties."""
+
+    waiting_for: tuple[str, ...] = (NETWORK, DUTY_STORE)
+
+    def without(self, done: str) -> Starting:
+        """This phase once `done` is no longer awaited."""
+        return Starting(tuple(w for w in self.waiting_for if w != done))
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ def status_report(
     running: Services | None
     match phase:
         case Starting():
-            reasons.append("starting: network parameters not read from L1 yet")
+            reasons.append(f"starting: waiting for {' and '.join(phase.waiting_for)}")
             running = None
         case Services():
             running = phase
