@@ -21,6 +21,7 @@ from ha_sequencer.devnet.defaults import (
     DEFAULT_VALIDATORS,
 )
 from ha_sequencer.devnet.state import load_state, pid_alive
+from ha_sequencer.ha.faults import MID_DUTY_POINTS
 
 if TYPE_CHECKING:
     from ha_sequencer.devnet.orchestrator import DevnetConfig
@@ -260,6 +261,16 @@ def failover_test(
         4, "--slots", envvar="HA_SEQUENCER_FAILOVER_SLOTS", help="Slots per phase (N)."
     ),
     kill: bool = typer.Option(False, "--kill", help="kill -9 instead of SIGTERM."),
+    kill_at: str | None = typer.Option(
+        None,
+        "--kill-at",
+        metavar="POINT",
+        show_default=False,
+        help="Kill inside a duty (implies --kill): the node's own guard kills it at this fault point of its "
+        "next duty (after_claim: claim held; after_sign / before_record: signed, not recorded), then the "
+        "run proves from the store's rows that a twin adopted the claim or the duty was fulfilled on L1. "
+        "Restarts the node (--node, default the first HA node) with --allow-fault-injection first.",
+    ),
     store_failover: bool = typer.Option(
         False,
         "--store-failover",
@@ -292,8 +303,15 @@ def failover_test(
     from ha_sequencer.devnet.orchestrator import DevnetConfig
     from ha_sequencer.devnet.store_failover import StoreFailoverReport, StoreFailoverTest
 
-    if store_failover and (kill or node is not None):
-        raise typer.BadParameter("--store-failover kills the store's primary: no --kill or --node with it")
+    if store_failover and (kill or kill_at is not None or node is not None):
+        raise typer.BadParameter(
+            "--store-failover kills the store's primary: no --kill, --kill-at or --node with it"
+        )
+    if kill_at is not None and kill_at not in MID_DUTY_POINTS:
+        raise typer.BadParameter(
+            f"--kill-at {kill_at!r}: not a guard fault point inside a duty "
+            f"(one of {', '.join(MID_DUTY_POINTS)})"
+        )
     if store_failover and ha_db is not None:
         raise typer.BadParameter("--store-failover runs on the devnet's store cluster: no --ha-db with it")
 
@@ -322,7 +340,9 @@ def failover_test(
         if store_failover:
             report = StoreFailoverTest(state, slots_per_phase=slots, say=say).run()
         else:
-            report = FailoverTest(state, slots_per_phase=slots, kill=kill, node=node, say=say).run()
+            report = FailoverTest(
+                state, slots_per_phase=slots, kill=kill, kill_at=kill_at, node=node, say=say
+            ).run()
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if load is not None:
@@ -417,6 +437,15 @@ def print_report(report) -> None:
             f"claims of {report.target} adopted by a twin: {adopted or 'none (it held no unfinished claim)'}",
             markup=False,
             highlight=False,
+        )
+        held = ", ".join(
+            f"slot {h.slot} {h.duty}: "
+            + ("adopted by " + h.adopted_by if h.adopted_by else "fulfilled" if h.fulfilled else "LOST")
+            for h in report.held_by_target
+        )
+        where = f" at {report.kill_at}" if report.kill_at else ""
+        _out.print(
+            f"duties {report.target} held when killed{where}: {held or 'none'}", markup=False, highlight=False
         )
     if report.attestation_arrival:
         arrivals = ", ".join(f"{k[:10]} {v:.3f}" for k, v in sorted(report.attestation_arrival.items()))

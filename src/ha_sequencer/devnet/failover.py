@@ -4,7 +4,9 @@ Phases, back to back so that every slot from the first to the last belongs to ex
   1. baseline  N slots with every node up;
   2. stop      until one HA node is stopped: by default the node holding the identity's next duty (a block
                proposal when the identity proposes soon, else an attestation), SIGTERM like `docker compose
-               down`, or SIGKILL with `--kill`, at the moment it holds the duty;
+               down`, or SIGKILL with `--kill`, at the moment it holds the duty; with `--kill-at POINT` the
+               node's own guard kills it *inside* its next duty, at that fault point (claim held, signed but
+               not recorded), so a twin must adopt the claim;
   3. down      N slots with it down;
   4. restart   from restarting it until its /status is ok and it is synced to the L1 tip;
   5. rejoined  N slots, then: healthy, synced, and signing again (its guard released signatures).
@@ -16,8 +18,10 @@ A duty of the HA identity, per slot (honest and strict, read from L1):
                  in: the identity's duty there is to attest the proposal if one was gossiped, checked with
                  the watcher; with no proposal at all there was nothing to attest (counted as such).
 Equivocations: two different digests by one attester for one (slot, duty) seen on gossip by the independent
-watcher, and `Slashed` events on L1. Exit 0 only when nothing was missed, nothing equivocated, and the node
-rejoined; otherwise 1 with the failing rows.
+watcher, and `Slashed` events on L1. With `--kill`, every duty the killed node held unfinished (its `signing`
+rows, and rows a twin adopted from it, in the duty store) must have been adopted or fulfilled on L1.
+Exit 0 only when nothing was missed, nothing equivocated, no held duty was lost, and the node rejoined;
+otherwise 1 with the failing rows.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import re
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +38,7 @@ from typing import Any
 
 import httpx
 
-from ha_sequencer.devnet.orchestrator import log_tail, node_status, spawn_node
+from ha_sequencer.devnet.orchestrator import log_tail, node_env, node_status, spawn_node
 from ha_sequencer.devnet.slasher import SlashingReporter, devnet_reporter_account
 from ha_sequencer.devnet.slots import SlotBook, SlotFacts, current_slot, wait_slot_start
 from ha_sequencer.devnet.state import (
@@ -45,7 +50,7 @@ from ha_sequencer.devnet.state import (
     update_node_pid,
     wait_gone,
 )
-from ha_sequencer.devnet.store_rows import stored_duties
+from ha_sequencer.devnet.store_rows import StoredDuty, stored_duties
 from ha_sequencer.devnet.watcher import (
     ATTESTATION,
     PROPOSAL,
@@ -56,6 +61,7 @@ from ha_sequencer.devnet.watcher import (
 )
 from ha_sequencer.errors import InputError
 from ha_sequencer.ha.backends import open_store
+from ha_sequencer.ha.faults import FAULT_ENV, MID_DUTY_POINTS
 from ha_sequencer.ha.store import DutyKey
 from ha_sequencer.l1.client import RollupClient
 
@@ -66,6 +72,8 @@ SIGTERM_TIMEOUT_S = 20.0
 HOLDER_WINDOW = 0.6  # of a slot: how long to look for the duty's row at the start of the chosen slot
 SEARCH_EPOCHS = 2  # how far ahead to look for a slot the identity proposes (committees are known that far)
 SIGNED_OUTCOMES = ("new_signature", "same_data", "adopted")
+KILL_AT_SLOTS = 16  # an armed node whose guard reached no fault point within this many slots is SIGKILLed
+ALLOW_FAULTS_FLAG = "--allow-fault-injection"
 _DUTIES_METRIC = re.compile(r"^hasq_duties_total\{([^}]*)\}\s+([0-9.e+]+)$", re.M)
 
 
@@ -162,6 +170,33 @@ class RejoinCheck:
         }
 
 
+@dataclass(frozen=True)
+class HeldDuty:
+    """A duty the killed node held unfinished (store rows) and what became of it."""
+
+    slot: int
+    duty: str
+    status: str  # the row's status at the end: signed (by a twin that adopted it) or still signing
+    adopted_by: str | None
+    fulfilled: bool  # on L1: the identity's block for the slot, or its attestation in the slot's block
+
+    @property
+    def ok(self) -> bool:
+        """Adopted by a twin or fulfilled on L1: the kill cost nothing."""
+        return self.adopted_by is not None or self.fulfilled
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "slot": self.slot,
+            "duty": self.duty,
+            "status": self.status,
+            "adoptedBy": self.adopted_by,
+            "fulfilled": self.fulfilled,
+            "ok": self.ok,
+        }
+
+
 @dataclass
 class FailoverReport:
     """The whole run."""
@@ -185,11 +220,27 @@ class FailoverReport:
     attestation_arrival: dict[str, float] = field(default_factory=dict)
     # attester → [attestations in L1 blocks, committee slots with a block]: the same measure for everyone
     attestation_inclusion: dict[str, list[int]] = field(default_factory=dict)
+    # with --kill-at: the guard fault point the node was killed at, and whether its guard reached it
+    kill_at: str | None = None
+    kill_point_reached: bool | None = None
+    # with --kill: every duty the killed node held unfinished, adopted or fulfilled (or lost)
+    held_by_target: list[HeldDuty] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """Exit 0 condition."""
-        return all(p.ok for p in self.phases) and self.rejoin.ok and self.full_coverage
+        return (
+            all(p.ok for p in self.phases)
+            and self.rejoin.ok
+            and self.full_coverage
+            and all(h.ok for h in self.held_by_target)
+            and self.kill_proven
+        )
+
+    @property
+    def kill_proven(self) -> bool:
+        """Without --kill-at: nothing to prove. With it: the guard killed the node inside a duty it held."""
+        return self.kill_at is None or (bool(self.kill_point_reached) and bool(self.held_by_target))
 
     @property
     def full_coverage(self) -> bool:
@@ -208,6 +259,22 @@ class FailoverReport:
             rows.append(
                 f"watcher: connected to {self.watcher_peers} of {self.watcher_expected} nodes "
                 "(partial coverage: unseen gossip cannot be judged)"
+            )
+        rows += [
+            f"{h.duty} of slot {h.slot} held by the killed {self.target}: neither adopted by a twin nor "
+            f"fulfilled on L1 (row {h.status})"
+            for h in self.held_by_target
+            if not h.ok
+        ]
+        if self.kill_at is not None and not self.kill_point_reached:
+            rows.append(
+                f"--kill-at {self.kill_at}: the guard of {self.target} reached no such point within "
+                f"{KILL_AT_SLOTS} slots (SIGKILL instead): adoption not proven"
+            )
+        elif self.kill_at is not None and not self.held_by_target:
+            rows.append(
+                f"--kill-at {self.kill_at}: {self.target} was killed there but the store holds no claim of "
+                "it to adopt: adoption not proven"
             )
         if not self.rejoin.ok:
             rows.append(
@@ -234,6 +301,9 @@ class FailoverReport:
                 "slashingSubmissions": self.slashing_submissions,
             },
             "adoptedFromStopped": self.adopted_from_target,
+            "killAt": self.kill_at,
+            "killPointReached": self.kill_point_reached,
+            "heldByStopped": [h.to_json() for h in self.held_by_target],
             "attestationArrivalMedianS": self.attestation_arrival,
             "attestationInclusion": self.attestation_inclusion,
             "failures": self.failing_rows,
@@ -250,9 +320,15 @@ class FailoverTest:
         *,
         slots_per_phase: int = DEFAULT_SLOTS_PER_PHASE,
         kill: bool = False,
+        kill_at: str | None = None,
         node: str | None = None,
         say: Callable[[str], None] = print,
     ) -> None:
+        if kill_at is not None and kill_at not in MID_DUTY_POINTS:
+            raise InputError(
+                f"--kill-at {kill_at!r}: not a guard fault point inside a duty "
+                f"(one of {', '.join(MID_DUTY_POINTS)})"
+            )
         if slots_per_phase < 1:
             raise InputError(f"--slots: at least 1 slot per phase, got {slots_per_phase}")
         if not state.ha_nodes:
@@ -263,7 +339,9 @@ class FailoverTest:
             raise InputError(f"--node {node!r}: not an HA node ({', '.join(n.name for n in state.ha_nodes)})")
         self.state = state
         self.n = slots_per_phase
-        self.kill = kill
+        self.kill = kill or kill_at is not None
+        self.kill_at = kill_at
+        self.kill_point_reached: bool | None = None
         self.node = node
         self.say = say
         self.client = RollupClient([state.l1_rpc_url], state.rollup)
@@ -282,6 +360,8 @@ class FailoverTest:
         down = [n.name for n in self.state.ha_nodes if not pid_alive(n.pid)]
         if down:
             raise DevnetError(f"HA node(s) {', '.join(down)} are not running: restart the devnet first")
+        if self.kill_at is not None:
+            self._make_armable(self._kill_at_target())
         self.reporter = SlashingReporter(self.client, devnet_reporter_account())
         watcher = Watcher(self.params, [n.multiaddr for n in self.state.nodes], on_equivocation=self.reporter)
         watcher.start()
@@ -305,7 +385,10 @@ class FailoverTest:
         self.say(f"phase 1 baseline: slots {s0}…{s0 + n - 1}, all nodes up")
         wait_slot_start(self.params, s0 + n)
         # phase 2: stop the target at the moment it holds a duty
-        target, stop_slot, duty, note = self._stop_target(s0 + n)
+        if self.kill_at is not None:
+            target, stop_slot, duty, note = self._kill_inside_duty(s0 + n)
+        else:
+            target, stop_slot, duty, note = self._stop_target(s0 + n)
         down_first = stop_slot + 1
         self.say(f"phase 3 down: slots {down_first}…{down_first + n - 1} with {target.name} down")
         wait_slot_start(self.params, down_first + n)
@@ -362,7 +445,31 @@ class FailoverTest:
             adopted_from_target=self._adopted_from(target.name, stop_slot, last),
             attestation_arrival=self._arrivals(watcher, s0, last),
             attestation_inclusion=self._inclusion(s0, last),
+            kill_at=self.kill_at,
+            kill_point_reached=self.kill_point_reached,
+            held_by_target=self._held_by(target.name, s0 + n, restart_slot - 1) if self.kill else [],
         )
+
+    def _held_by(self, node: str, first: int, last: int) -> list[HeldDuty]:
+        """The identity's duties in [first, last] that `node` left unfinished when it was killed: rows still
+        `signing` in its name, and rows a twin adopted from it; each judged adopted or fulfilled on L1."""
+        rows = stored_duties(self.state.ha_db_url(), self.state.rollup, self.ha)
+        held: list[HeldDuty] = []
+        for r in rows:
+            if not first <= r.slot <= last:
+                continue
+            if r.adopted_from == node or (r.node_id == node and r.status != "signed"):
+                adopted_by = r.node_id if r.adopted_from == node and r.status == "signed" else None
+                held.append(HeldDuty(r.slot, r.duty_type, r.status, adopted_by, self._fulfilled(r)))
+        return held
+
+    def _fulfilled(self, row: StoredDuty) -> bool:
+        block = self.book.facts(row.slot).block
+        if block is None:
+            return False
+        if row.duty_type == "block_proposal":
+            return block.proposer == self.ha
+        return self.ha in block.attesters
 
     def _adopted_from(self, node: str, first: int, last: int) -> list[dict[str, Any]]:
         """The identity's duties in [first, last] that `node` claimed and a twin adopted (store rows)."""
@@ -419,6 +526,64 @@ class FailoverTest:
         self._signal(target)
         self.say(f"  {note}")
         return target, slot, duty if holder else "none found", note
+
+    def _kill_at_target(self) -> NodeEntry:
+        return self.state.node(self.node) if self.node is not None else self.state.ha_nodes[0]
+
+    def _arm_file(self, target: NodeEntry) -> Path:
+        return Path(self.state.directory) / "failover-arm" / f"{self.kill_at}.{target.pid}"
+
+    def _make_armable(self, target: NodeEntry) -> None:
+        """Restart `target` (before the baseline) with its guard's fault point armable by a file: its
+        `HA_GUARD_FAULTS` kills it at the point while `failover-arm/POINT.{pid}` exists. The devnet's state
+        keeps its own command line, so the restart of phase 4 brings back the node as it was."""
+        self.say(f"{target.name}: restarting with the guard fault point {self.kill_at} armable by a file")
+        self._arm_file(target).parent.mkdir(parents=True, exist_ok=True)
+        if not signal_pid(target.pid, signal.SIGTERM, target.data_dir) or not wait_gone(
+            target.pid, SIGTERM_TIMEOUT_S
+        ):
+            raise DevnetError(f"node {target.name} (pid {target.pid}) did not stop for its armable restart")
+        spec = f"{self.kill_at}:kill!{self._arm_file(target).parent}/{self.kill_at}.{{pid}}"
+        with open(target.log, "ab") as log_file:
+            proc = subprocess.Popen(
+                [*target.argv, ALLOW_FAULTS_FLAG],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env={**node_env(target, self.state.ha_db_url()), FAULT_ENV: spec},
+                start_new_session=True,
+            )
+        target.pid = proc.pid
+        update_node_pid(Path(self.state.directory), target.name, proc.pid)
+        self._wait_rejoined(target)
+
+    def _kill_inside_duty(self, first_slot: int) -> tuple[NodeEntry, int, str, str]:
+        """Arm the target's fault point and wait for its guard to kill it inside its next duty."""
+        target = self._kill_at_target()
+        wait_slot_start(self.params, first_slot)
+        armed_slot = current_slot(self.params)
+        arm = self._arm_file(target)
+        arm.touch()
+        self.say(
+            f"phase 2 stop: {target.name} armed in slot {armed_slot}: its guard kills it at {self.kill_at}"
+        )
+        try:
+            gone = wait_gone(target.pid, KILL_AT_SLOTS * self.params.slot_duration)
+        finally:
+            arm.unlink(missing_ok=True)
+        slot = current_slot(self.params)
+        self.kill_point_reached = gone
+        if gone:
+            note = (
+                f"{target.name} killed by its guard at {self.kill_at} in slot {slot} (armed in {armed_slot})"
+            )
+        else:
+            signal_pid(target.pid, signal.SIGKILL, target.data_dir)
+            wait_gone(target.pid, 5.0)
+            note = f"{target.name}: no duty reached {self.kill_at} within {KILL_AT_SLOTS} slots: SIGKILL"
+        update_node_pid(Path(self.state.directory), target.name, None)
+        self.say(f"  {note}")
+        return target, slot, f"a duty at {self.kill_at}" if gone else "none found", note
 
     def _next_duty_slot(self, first_slot: int) -> tuple[int, str]:
         """The next slot (from `first_slot`) the identity proposes, else the next it attests."""
