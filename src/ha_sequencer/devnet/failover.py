@@ -442,7 +442,7 @@ class FailoverTest:
             duration_s=time.monotonic() - started,
             watcher_expected=self.expected_peers,
             slashing_submissions=[x.to_json() for x in self.reporter.submissions],
-            adopted_from_target=self._adopted_from(target.name, stop_slot, last),
+            adopted_from_target=self._adopted_from(target.name, s0 + n, last),
             attestation_arrival=self._arrivals(watcher, s0, last),
             attestation_inclusion=self._inclusion(s0, last),
             kill_at=self.kill_at,
