@@ -109,3 +109,20 @@ def test_an_unreachable_store_fails_closed_then_the_node_starts_when_it_answers(
             assert "duty store not reachable yet" in node.log_text()
     finally:
         proxy.close()
+
+
+def test_a_read_only_store_still_stops_the_start_with_exit_2(database: tuple[str, int, str]) -> None:
+    host, port, name = database
+    with psycopg.connect(f"postgresql://postgres@{host}:{port}/{name}", autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')  # as a standby
+    workdir = Path(tempfile.mkdtemp(prefix="hasq-store-ro-"))
+    validators = generate_validators(1)
+    with LocalNet(workdir) as net:
+        url = f"postgresql://postgres:{PASSWORD}@{host}:{port}/{name}"
+        node = net.add_node("n0", [(validators[0], [0])], ha_db=url)
+        # no L1 at all: the store is opened side by side with reading the network, and refused at once
+        node.start(["http://127.0.0.1:9"], "0x" + "11" * 20, [])
+        assert node.proc is not None
+        assert node.proc.wait(60) == 2
+        log = node.log_text()
+        assert "read-only server" in log and PASSWORD not in log
