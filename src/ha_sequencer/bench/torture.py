@@ -26,12 +26,16 @@ from eth_account import Account
 from ha_sequencer.bench.guard import KEY_ENV, race_seed
 from ha_sequencer.ha.faults import FAULT_ENV, MID_DUTY_POINTS
 
-SELF_KILL_P = 0.003  # per duty and fault point: the racer's guard SIGKILLs itself there
+# About this many self-kills per run whatever its size: each costs a restart (a process start, ~0.3 s of CPU),
+# so a fixed per-duty probability would make a long run mostly restarts. The supervisor's kills and pauses
+# come at a fixed rate per second instead.
+SELF_KILLS_PER_RUN = 60
 TICK_S = 0.02
 KILL_P = 0.003  # per tick: kill -9 one racer
 PAUSE_P = 0.005  # per tick: SIGSTOP one racer for up to 2 leases
 STORE_DROP_P = 0.002  # per tick (PostgreSQL): terminate every connection to the database
 LEASE_S = 0.2
+TRACE_TAIL_BYTES = 8192  # a trace line is ~400 bytes
 
 
 def torture(
@@ -43,10 +47,11 @@ def torture(
     account = Account.create()
     rollup = Account.create().address
     work = Path(tempfile.mkdtemp(prefix="ha-torture-"))
+    self_kill_p = SELF_KILLS_PER_RUN / (nodes * duties * len(MID_DUTY_POINTS))
     base_env = {
         **os.environ,
         KEY_ENV: account.key.hex(),
-        FAULT_ENV: ",".join(f"{p}:kill%{SELF_KILL_P}" for p in MID_DUTY_POINTS),
+        FAULT_ENV: ",".join(f"{p}:kill%{self_kill_p:.3g}" for p in MID_DUTY_POINTS),
     }
     procs: dict[str, subprocess.Popen[bytes]] = {}
     counts = {"kills": 0, "selfKills": 0, "pauses": 0, "restarts": 0, "storeDrops": 0}
@@ -56,7 +61,8 @@ def torture(
     def spawn(node_id: str, append: bool) -> None:
         cmd = [
             sys.executable, "-m", "ha_sequencer.bench.guard", "--db", db, "--node-id", node_id,
-            "--rollup", rollup, "--duties", str(duties), "--p-same", "0.5", "--lease", str(LEASE_S),
+            "--rollup", rollup, "--attester", account.address, "--duties", str(duties),
+            "--p-same", "0.5", "--lease", str(LEASE_S),
             "--seed", str(rng.randrange(1 << 30)), "--workdir", str(work),
         ]  # fmt: skip
         if append:
@@ -132,8 +138,11 @@ def _last_duty(trace: Path) -> int:
     """The duty number after the last one a racer's trace records (0 without any)."""
     last = -1
     if trace.exists():
-        for line in trace.read_text().splitlines():
-            with suppress(ValueError, KeyError):
+        with trace.open("rb") as f:  # lines go in duty order: the tail holds the last one
+            f.seek(max(0, trace.stat().st_size - TRACE_TAIL_BYTES))
+            tail = f.read().decode(errors="replace")
+        for line in tail.splitlines():
+            with suppress(ValueError, KeyError, TypeError):
                 last = max(last, json.loads(line)["slot"] - 1)  # duty i is slot 1 + i (racer --slot0 1)
     return last + 1
 
