@@ -1,6 +1,7 @@
 """Guard torture on both stores, racers killed -9 (by a supervisor, and by their own guard at its fault
 points), paused past the lease and restarted, PostgreSQL connections dropped: no duty has two released
-digests and every released signature is the store's."""
+digests and every released signature is the store's. The size CI runs (20,000 duties on each store);
+its seed is printed and `HA_RACE_SEED` replays it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from ha_sequencer.bench.torture import torture
 
 pytestmark = pytest.mark.slow
 
-DUTIES = 2000
+DUTIES = 20_000
 
 
 def test_torture_releases_one_digest_per_duty_and_only_what_the_store_holds(store_url):
