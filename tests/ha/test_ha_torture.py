@@ -22,6 +22,7 @@ def test_torture_releases_one_digest_per_duty_and_only_what_the_store_holds(stor
     print(result)
     assert result["equivocations"] == 0, result
     assert result["releasedNotInStore"] == 0, result
+    assert result["signaturesNotOverDigest"] == 0, result
     assert result["dutiesReleased"] == DUTIES
     # the torture happened: racers were killed and paused and came back
     assert result["kills"] + result["selfKills"] > 0 and result["restarts"] > 0

@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from ha_sequencer.bench.guard import RaceResult, run_race
+from ha_sequencer.bench.guard import RaceResult, run_race, signer_of
 
 WAIT_S = 120  # the test's own bound on the race's progress (a hung race fails, it does not hang CI)
 
@@ -92,8 +92,14 @@ def released(result: RaceResult) -> dict[Duty, set[tuple[bytes, bytes]]]:
 
 
 def equivocations(result: RaceResult) -> list[Duty]:
-    """Duties with two different released digests."""
-    return sorted(d for d, pairs in released(result).items() if len({dg for dg, _ in pairs}) > 1)
+    """Duties with two different released digests, or a released signature over another digest than the one
+    its racer names (what was signed is read from the signature itself)."""
+    attester = result.attester.lower()
+    return sorted(
+        d
+        for d, pairs in released(result).items()
+        if len({dg for dg, _ in pairs}) > 1 or any(signer_of(dg, sig) != attester for dg, sig in pairs)
+    )
 
 
 def released_not_recorded(result: RaceResult, rows: dict[Duty, tuple[Any, ...]]) -> list[Duty]:

@@ -72,7 +72,7 @@ def guard(
         else:
             for k, v in result.items():
                 typer.echo(f"{k:>18}: {v}")
-        if result["equivocations"] or result["releasedNotInStore"]:
+        if result["equivocations"] or result["releasedNotInStore"] or result["signaturesNotOverDigest"]:
             raise typer.Exit(EXIT_FAILURE_FOUND)
         return
     result = bench_guard_run(store, nodes, duties, db, p_same=p_same, private_pg=private_pg, seed=seed)

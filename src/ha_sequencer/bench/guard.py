@@ -122,6 +122,16 @@ def racer_signer(key: bytes) -> Callable[[bytes], bytes]:
     return sign
 
 
+def signer_of(digest: bytes, signature: bytes) -> str:
+    """The address (0x + 40 lowercase hex) whose key made `signature` (`racer_signer`'s format) over `digest`:
+    an audit checks what was really signed, not what a racer says it signed."""
+    import coincurve
+
+    recoverable = signature[:64] + bytes([signature[64] - 27])
+    public = coincurve.PublicKey.from_signature_and_message(recoverable, digest, hasher=None)
+    return "0x" + keccak(public.format(compressed=False)[1:])[-20:].hex()
+
+
 def _open_store_waiting(db: str) -> Any:
     from ha_sequencer.ha.backends import open_store
 
@@ -223,6 +233,7 @@ def racer_main(argv: list[str] | None = None) -> None:
                     "attempts": attempts,
                     "unavailable": unavailable,  # attempts answered "store unavailable" (fail closed)
                     "at": time.time(),  # when the outcome (and its signature, if any) left the guard
+                    "deadline": deadline,
                 }
             )
             + "\n"

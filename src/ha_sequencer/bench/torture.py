@@ -23,7 +23,7 @@ from typing import Any
 
 from eth_account import Account
 
-from ha_sequencer.bench.guard import KEY_ENV, race_seed
+from ha_sequencer.bench.guard import KEY_ENV, race_seed, signer_of
 from ha_sequencer.ha.faults import FAULT_ENV, MID_DUTY_POINTS
 
 # About this many self-kills per run whatever its size: each costs a restart (a process start, ~0.3 s of CPU),
@@ -186,6 +186,13 @@ def audit_torture(db: str, rollup: str, attester: str, work: Path) -> dict[str, 
         store.close()
     by_duty = {(r["slot"], r["duty_type"]): r for r in rows if r["attester"] == attester.lower()}
     equivocations = sum(1 for sigs in released.values() if len({d for d, _ in sigs}) > 1)
+    # Not the racer's word: each released signature must be the attester's over the digest it names.
+    not_by_attester = sum(
+        1
+        for sigs in released.values()
+        for digest, signature in sigs
+        if signer_of(bytes.fromhex(digest), bytes.fromhex(signature)) != attester.lower()
+    )
     mismatches = 0
     for duty, sigs in released.items():
         row = by_duty.get(duty)
@@ -204,4 +211,5 @@ def audit_torture(db: str, rollup: str, attester: str, work: Path) -> dict[str, 
         "outcomes": outcomes,
         "equivocations": equivocations,
         "releasedNotInStore": mismatches,
+        "signaturesNotOverDigest": not_by_attester,
     }
