@@ -21,15 +21,13 @@ from torture_support import (
     wait_until,
 )
 
+from ha_sequencer.bench.torture import crash_and_restart, durable_private_pg
 from ha_sequencer.ha.backends import open_store
-from ha_sequencer.localnet.postgres import PrivatePostgres
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 DUTIES = 1500
 CRASH_AT = 400  # rows in the store
-# Later lines of postgresql.conf win: the private cluster's throwaway settings, back to a durable server's.
-DURABLE = "\nfsync = on\nfull_page_writes = on\nsynchronous_commit = on\n"
 
 
 def _racers() -> list[psutil.Process]:
@@ -55,12 +53,7 @@ def _released_so_far(racers: list[psutil.Process]) -> dict[tuple[int, str], set[
 
 
 def test_crash_of_a_durable_postgres_mid_race_loses_no_released_signature():
-    pg = PrivatePostgres()
-    try:
-        pg.init()
-        with (pg.data_dir / "postgresql.conf").open("a") as conf:
-            conf.write(DURABLE)
-        pg.start()
+    with durable_private_pg() as pg:
         url = pg.create_database("torture")
         open_store(url, migrate=True).close()
         race = BackgroundRace(url, nodes=3, duties=DUTIES, p_same=0.5, lease_s=0.2)
@@ -72,8 +65,7 @@ def test_crash_of_a_durable_postgres_mid_race_loses_no_released_signature():
         for r in racers:
             os.kill(r.pid, signal.SIGSTOP)
         try:
-            pg.stop(mode="immediate")
-            pg.start()
+            crash_and_restart(pg)
             before_crash = _released_so_far(racers)
             recovered = pg_rows(url)
         finally:
@@ -81,8 +73,6 @@ def test_crash_of_a_durable_postgres_mid_race_loses_no_released_signature():
                 os.kill(r.pid, signal.SIGCONT)
         result = race.result()
         rows = pg_rows(url)
-    finally:
-        pg.cleanup()
 
     counts = outcome_counts(result)
     print(f"seed {result.seed}: {len(before_crash)} duties released before the crash; outcomes {counts}")
