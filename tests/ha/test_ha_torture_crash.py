@@ -45,7 +45,10 @@ def _released_so_far(racers: list[psutil.Process]) -> dict[tuple[int, str], set[
         cmd = racer.cmdline()
         trace = Path(cmd[cmd.index("--workdir") + 1]) / f"trace.{cmd[cmd.index('--node-id') + 1]}.jsonl"
         for line in trace.read_text().splitlines():
-            t = json.loads(line)
+            try:
+                t = json.loads(line)
+            except ValueError:
+                continue  # a racer stopped in the middle of writing its line: not released yet
             if t.get("signature"):
                 pair = (bytes.fromhex(t["digest"]), bytes.fromhex(t["signature"]))
                 out.setdefault((t["slot"], t["duty_type"]), set()).add(pair)

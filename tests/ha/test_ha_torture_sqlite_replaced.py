@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from contextlib import closing
 
 import pytest
 from torture_support import (
@@ -44,25 +45,25 @@ def test_file_replaced_under_racers_fails_closed(tmp_path, copy):
         open_store(f"sqlite:///{replacement}", migrate=True).close()
     wait_until(lambda: _count(path) >= OLDER_COPY_AT, f"{OLDER_COPY_AT} rows", race)
     if copy == "older":  # a consistent copy of the live store, as a backup tool takes it
-        with sqlite3.connect(path) as live, sqlite3.connect(replacement) as backup:
+        with closing(sqlite3.connect(path)) as live, closing(sqlite3.connect(replacement)) as backup:
             live.backup(backup)
     copied = sqlite_rows(replacement)
     wait_until(lambda: _count(path) >= REPLACE_AT, f"{REPLACE_AT} rows", race)
 
-    os.link(path, tmp_path / "old.db")  # keeps the replaced file readable for the audit
     # Holding the old file's write lock while the path changes: every transaction that began before is
-    # committed and in `frozen`; every one after finds the new file under the path.
-    lock = sqlite3.connect(path, isolation_level=None, timeout=30)
-    lock.execute("BEGIN IMMEDIATE")
+    # committed and in `frozen`; every one after finds the new file under the path. The connection stays
+    # open to read the old (unlinked) file again once the racers are done.
+    old = sqlite3.connect(path, isolation_level=None, timeout=30)
+    old.execute("BEGIN IMMEDIATE")
     os.replace(replacement, path)
-    frozen = as_rows(lock.execute(ROWS_SQL).fetchall())
-    lock.execute("ROLLBACK")
-    lock.close()
+    frozen = as_rows(old.execute(ROWS_SQL).fetchall())
+    old.execute("ROLLBACK")
 
     result = race.result()
+    with closing(old):
+        assert as_rows(old.execute(ROWS_SQL).fetchall()) == frozen  # nothing claimed or recorded on it
     print(f"seed {result.seed}: {len(frozen)} rows at the replacement; outcomes {outcome_counts(result)}")
     assert set(result.returncodes.values()) == {0}
-    assert sqlite_rows(tmp_path / "old.db") == frozen  # nothing claimed or recorded on the stale file
     assert sqlite_rows(path) == copied  # nor on the new one
     assert equivocations(result) == []
     assert released_not_recorded(result, frozen) == []
