@@ -66,7 +66,10 @@ def test_silent_partition_releases_nothing_and_no_second_digest_after(pg_url):
     ]
     assert inside == []
     late = [
-        t for lines in result.traces.values() for t in lines if t["signature"] and t["at"] > t["deadline"] + ACK_IN_FLIGHT_S
+        t
+        for lines in result.traces.values()
+        for t in lines
+        if t["signature"] and t["at"] > t["deadline"] + ACK_IN_FLIGHT_S
     ]
     assert late == []  # a call that hung through the partition came back to release nothing
     # After it: one digest per duty, every released signature recorded, and the race went on.
