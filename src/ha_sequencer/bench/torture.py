@@ -37,7 +37,7 @@ TICK_S = 0.02
 KILL_P = 0.003  # per tick: kill -9 one racer
 PAUSE_P = 0.005  # per tick: SIGSTOP one racer for up to 2 leases
 STORE_DROP_P = 0.002  # per tick (PostgreSQL): terminate every connection to the database
-STORE_CRASH_P = 0.0005  # per tick, a private cluster (`--private-pg`): crash it (-m immediate) and restart it
+STORE_CRASH_P = 0.001  # per tick, a private cluster (`--private-pg`): crash it (-m immediate) and restart it
 # Later lines of postgresql.conf win: a private cluster's throwaway settings back to a durable server's, so
 # that a crash loses only what a real server may lose.
 DURABLE_CONF = "\nfsync = on\nfull_page_writes = on\nsynchronous_commit = on\n"
