@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from contextlib import closing
 
 import pytest
@@ -23,8 +24,9 @@ from torture_support import (
 )
 
 from ha_sequencer.ha.backends import open_store
-
-pytestmark = pytest.mark.slow
+from ha_sequencer.ha.errors import StoreUnreachable
+from ha_sequencer.ha.guard import DutyGuard
+from ha_sequencer.ha.outcomes import DutyType, NewSignature, StoreUnavailable
 
 DUTIES = 3000  # far more than the racers reach before the replacement
 OLDER_COPY_AT, REPLACE_AT = 100, 400  # rows in the store
@@ -34,6 +36,7 @@ def _count(path) -> int:
     return len(sqlite_rows(path)) if path.exists() else 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("copy", ["fresh", "older"])
 def test_file_replaced_under_racers_fails_closed(tmp_path, copy):
     path = tmp_path / "duties.db"
@@ -72,3 +75,54 @@ def test_file_replaced_under_racers_fails_closed(tmp_path, copy):
     assert outcome_counts(result).get("store_unavailable", 0) > 0
     after = max(slot for slot, _ in frozen)
     assert all(not t["signature"] for lines in result.traces.values() for t in lines if t["slot"] > after)
+
+
+ATTESTER, ROLLUP = "0x" + "11" * 20, "0x" + "22" * 20
+
+
+def _sign(digest: bytes) -> bytes:
+    return digest * 2 + b"\x1b"
+
+
+def _attest(guard: DutyGuard, slot: int) -> object:
+    return guard.sign_duty(ATTESTER, slot, DutyType.ATTESTATION, bytes([slot]) * 32, b"", _sign)
+
+
+def test_a_store_stops_at_the_first_transaction_after_its_file_is_replaced(tmp_path):
+    path = tmp_path / "duties.db"
+    store = open_store(f"sqlite:///{path}", migrate=True)
+    open_store(f"sqlite:///{tmp_path}/fresh.db", migrate=True).close()
+    guard = DutyGuard(store, node_id="n", rollup=ROLLUP)
+    try:
+        assert isinstance(_attest(guard, 1), NewSignature)
+        os.rename(path, tmp_path / "kept.db")
+        os.replace(tmp_path / "fresh.db", path)
+        outcome = _attest(guard, 2)
+        assert isinstance(outcome, StoreUnavailable) and "replaced" in outcome.reason
+        with pytest.raises(StoreUnreachable, match="replaced"):
+            store.ping()
+        # Latched: the old file back under its path does not revive the store (peers may have used the other).
+        os.replace(tmp_path / "kept.db", path)
+        assert isinstance(_attest(guard, 3), StoreUnavailable)
+    finally:
+        store.close()
+    assert sqlite_rows(path).keys() == {(1, "attestation")}  # nothing after the replacement, anywhere
+
+
+def test_a_new_connection_to_a_replaced_file_is_refused(tmp_path):
+    path = tmp_path / "duties.db"
+    store = open_store(f"sqlite:///{path}", migrate=True)  # its first connection fixes the file
+    open_store(f"sqlite:///{tmp_path}/fresh.db", migrate=True).close()
+    os.replace(tmp_path / "fresh.db", path)
+    outcomes: list[object] = []
+    try:
+        guard = DutyGuard(store, node_id="n", rollup=ROLLUP)
+        worker = threading.Thread(  # a thread of its own opens a connection of its own
+            target=lambda: outcomes.append(_attest(guard, 1))
+        )
+        worker.start()
+        worker.join()
+    finally:
+        store.close()
+    assert len(outcomes) == 1 and isinstance(outcomes[0], StoreUnavailable)
+    assert sqlite_rows(path) == {}
