@@ -6,6 +6,7 @@ the old file's recorded one."""
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import threading
 from contextlib import closing
@@ -44,13 +45,14 @@ def test_file_replaced_under_racers_fails_closed(tmp_path, copy):
     race = BackgroundRace(f"sqlite:///{path}", nodes=3, duties=DUTIES, p_same=0.5, lease_s=0.2)
 
     replacement = tmp_path / "replacement.db"
+    copied: dict = {}
     if copy == "fresh":
         open_store(f"sqlite:///{replacement}", migrate=True).close()
     wait_until(lambda: _count(path) >= OLDER_COPY_AT, f"{OLDER_COPY_AT} rows", race)
     if copy == "older":  # a consistent copy of the live store, as a backup tool takes it
         with closing(sqlite3.connect(path)) as live, closing(sqlite3.connect(replacement)) as backup:
             live.backup(backup)
-    copied = sqlite_rows(replacement)
+            copied = as_rows(backup.execute(ROWS_SQL).fetchall())
     wait_until(lambda: _count(path) >= REPLACE_AT, f"{REPLACE_AT} rows", race)
 
     # Holding the old file's write lock while the path changes: every transaction that began before is
@@ -67,7 +69,10 @@ def test_file_replaced_under_racers_fails_closed(tmp_path, copy):
         assert as_rows(old.execute(ROWS_SQL).fetchall()) == frozen  # nothing claimed or recorded on it
     print(f"seed {result.seed}: {len(frozen)} rows at the replacement; outcomes {outcome_counts(result)}")
     assert set(result.returncodes.values()) == {0}
-    assert sqlite_rows(path) == copied  # nor on the new one
+    # Nor on the new one. Read from a copy of its bytes: under its own path it would pick up the old file's
+    # journal (`duties.db-wal` belongs to whichever file the path names when a connection opens it).
+    shutil.copyfile(path, tmp_path / "new-file.db")
+    assert sqlite_rows(tmp_path / "new-file.db") == copied
     assert equivocations(result) == []
     assert released_not_recorded(result, frozen) == []
     # The racers noticed: every duty after the replacement ended "store unavailable", none was signed.

@@ -43,6 +43,7 @@ KEY_ENV = "HA_RACER_KEY"  # the attester key reaches racers through the environm
 SEED_ENV = "HA_RACE_SEED"  # replays a race or a benchmark: every racer's seed derives from it
 RETRYABLE = (Busy, LostClaim, StoreUnavailable)
 BARRIER_TIMEOUT_S = 120
+DUTY_SEED_STRIDE = 1 << 32  # one choice per (racer seed, duty): the same duty, the same digest wanted
 OPEN_RETRY_S = 30  # a racer (re)started while the store is down waits for it, as a node would
 
 
@@ -161,6 +162,13 @@ def racer_main(argv: list[str] | None = None) -> None:
     p.add_argument("--lease", type=float, default=0.3)
     p.add_argument("--retries", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--choice-seed",
+        type=int,
+        default=None,
+        help="seed of the digest each duty wants (default --seed); a restarted racer keeps its node's, so it "
+        "wants the digest it may have recorded before it died",
+    )
     p.add_argument("--workdir", required=True)
     p.add_argument("--raw", action="store_true", help="also measure raw signing (benchmark)")
     p.add_argument("--append", action="store_true", help="append to the trace (a restarted racer)")
@@ -172,7 +180,7 @@ def racer_main(argv: list[str] | None = None) -> None:
     work = Path(a.workdir)
     attester = a.attester
     signer = racer_signer(bytes.fromhex(os.environ[KEY_ENV].removeprefix("0x")))
-    rng = random.Random(a.seed)
+    choice_seed = a.seed if a.choice_seed is None else a.choice_seed
 
     in_signer = [0.0]
 
@@ -199,7 +207,8 @@ def racer_main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     for i in range(a.from_duty, a.duties):
         slot, duty_type = duty_of(i, a.slot0)
-        variant = "shared" if rng.random() < a.p_same else a.node_id
+        shared = random.Random(choice_seed * DUTY_SEED_STRIDE + i).random() < a.p_same
+        variant = "shared" if shared else a.node_id
         digest = digest_for(slot, duty_type, variant)
         deadline = time.time() + a.deadline_s if a.deadline_s else None
         attempts = unavailable = 0

@@ -93,12 +93,17 @@ def torture(
     paused: dict[str, float] = {}
     killed_by_us: set[int] = set()
 
+    choice_seeds = {f"node-{n}": rng.randrange(1 << 30) for n in range(nodes)}
+
     def spawn(node_id: str, append: bool) -> None:
+        # A fresh seed for its faults (a replayed one would kill it at the same point again), its node's seed
+        # for the digests it wants: restarted, it wants what it may have recorded before it died.
         cmd = [
             sys.executable, "-m", "ha_sequencer.bench.guard", "--db", db, "--node-id", node_id,
             "--rollup", rollup, "--attester", account.address, "--duties", str(duties),
             "--p-same", "0.5", "--lease", str(LEASE_S),
-            "--seed", str(rng.randrange(1 << 30)), "--workdir", str(work),
+            "--seed", str(rng.randrange(1 << 30)), "--choice-seed", str(choice_seeds[node_id]),
+            "--workdir", str(work),
         ]  # fmt: skip
         if append:
             # resume at the duty the killed racer was in (re-attempted: its claim may be its own, now stale)
