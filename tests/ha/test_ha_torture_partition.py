@@ -24,8 +24,9 @@ from ha_sequencer.localnet.proxy import TcpProxy
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 DUTIES = 1500
-PARTITION_AT = 300  # rows in the store
-PARTITION_S = 5.0  # longer than the deadline, the lease and the TCP user timeout
+PARTITION_AT = 300  # rows in the store at the first partition, then every as many more rows
+PARTITIONS = 3  # each catches the racers at other points of their duties (in a claim, a record, a wait)
+PARTITION_S = 4.0  # longer than the deadline, the lease and the TCP user timeout
 DEADLINE_S = 1.0  # each duty's own deadline (a node's: the slot's)
 # A signature whose record was acknowledged just before the pause (or its deadline) leaves the guard, and its
 # racer notes the time, a moment later; no acknowledgement crosses the proxy while paused, so nothing is
@@ -40,15 +41,18 @@ def test_silent_partition_releases_nothing_and_no_second_digest_after(pg_url):
     proxied = pg_url.replace(parts.netloc, f"{parts.username}@127.0.0.1:{proxy.port}")
     try:
         race = BackgroundRace(proxied, nodes=3, duties=DUTIES, p_same=0.5, lease_s=0.2, deadline_s=DEADLINE_S)
-        wait_until(lambda: len(pg_rows(pg_url)) >= PARTITION_AT, f"{PARTITION_AT} rows", race)
-        paused_at = time.time()
-        proxy.pause()
-        time.sleep(1.0)
-        rows_in_partition = pg_rows(pg_url)
-        time.sleep(PARTITION_S - 1.0)
-        assert pg_rows(pg_url) == rows_in_partition  # the partition was real: nothing reached the store
-        healed_at = time.time()
-        proxy.resume()
+        partitions: list[tuple[float, float]] = []  # (paused at, healed at)
+        for n in range(PARTITIONS):
+            at = PARTITION_AT * (n + 1)
+            wait_until(lambda at=at: len(pg_rows(pg_url)) >= at, f"{at} rows", race)
+            paused_at = time.time()
+            proxy.pause()
+            time.sleep(1.0)
+            rows_in_partition = pg_rows(pg_url)
+            time.sleep(PARTITION_S - 1.0)
+            assert pg_rows(pg_url) == rows_in_partition  # the partition was real: nothing reached the store
+            partitions.append((paused_at, time.time()))
+            proxy.resume()
         result = race.result()
     finally:
         proxy.close()
@@ -62,6 +66,7 @@ def test_silent_partition_releases_nothing_and_no_second_digest_after(pg_url):
         t
         for lines in result.traces.values()
         for t in lines
+        for paused_at, healed_at in partitions
         if t["signature"] and paused_at + ACK_IN_FLIGHT_S <= t["at"] < healed_at
     ]
     assert inside == []
