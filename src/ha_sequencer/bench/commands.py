@@ -39,7 +39,8 @@ def guard(
     private_pg: bool = typer.Option(
         False,
         "--private-pg",
-        help="postgres: a throwaway local cluster with fsync off (isolates the guard's cost from the disk).",
+        help="postgres: a throwaway local cluster with fsync off (isolates the guard's cost from the disk); "
+        "with --chaos, one with fsync on that the torture crashes (pg_ctl stop -m immediate) and restarts.",
     ),
     seed: int | None = typer.Option(
         None,
@@ -65,14 +66,22 @@ def guard(
         from ha_sequencer.bench.guard import temporary_store
         from ha_sequencer.bench.torture import torture
 
-        with temporary_store(store, db) as url:
-            result = torture(url, nodes=nodes, duties=duties, seed=seed)
+        if private_pg:
+            from ha_sequencer.bench.torture import crash_and_restart, durable_private_pg
+
+            with durable_private_pg() as pg, temporary_store(store, pg.create_database("torture")) as url:
+                result = torture(
+                    url, nodes=nodes, duties=duties, seed=seed, crash_store=lambda: crash_and_restart(pg)
+                )
+        else:
+            with temporary_store(store, db) as url:
+                result = torture(url, nodes=nodes, duties=duties, seed=seed)
         if as_json:
             typer.echo(json.dumps(result))
         else:
             for k, v in result.items():
                 typer.echo(f"{k:>18}: {v}")
-        if result["equivocations"] or result["releasedNotInStore"]:
+        if result["equivocations"] or result["releasedNotInStore"] or result["signaturesNotOverDigest"]:
             raise typer.Exit(EXIT_FAILURE_FOUND)
         return
     result = bench_guard_run(store, nodes, duties, db, p_same=p_same, private_pg=private_pg, seed=seed)

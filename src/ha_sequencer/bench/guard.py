@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from eth_account import Account
-from eth_utils.crypto import keccak
+from eth_hash.auto import keccak
 
 from ha_sequencer.bench.stats import percentile
 from ha_sequencer.errors import InputError
+from ha_sequencer.ha.errors import StoreUnreachable
 from ha_sequencer.ha.outcomes import (
     Adopted,
     Busy,
@@ -43,6 +43,8 @@ KEY_ENV = "HA_RACER_KEY"  # the attester key reaches racers through the environm
 SEED_ENV = "HA_RACE_SEED"  # replays a race or a benchmark: every racer's seed derives from it
 RETRYABLE = (Busy, LostClaim, StoreUnavailable)
 BARRIER_TIMEOUT_S = 120
+DUTY_SEED_STRIDE = 1 << 32  # one choice per (racer seed, duty): the same duty, the same digest wanted
+OPEN_RETRY_S = 30  # a racer (re)started while the store is down waits for it, as a node would
 
 
 def duty_of(i: int, slot0: int) -> tuple[int, DutyType]:
@@ -105,9 +107,47 @@ def _wait_for(path: Path) -> None:
         time.sleep(0.005)
 
 
+def racer_signer(key: bytes) -> Callable[[bytes], bytes]:
+    """Sign a 32-byte digest as eth-account does (RFC 6979, low s, r ‖ s ‖ v with v = 27 + recovery id).
+
+    libsecp256k1 (coincurve, which the pinned libp2p depends on) directly: eth-account would cost a restarted
+    racer about a second of imports (py_ecc's pairing tables), which the torture pays on every kill."""
+    import coincurve
+
+    private = coincurve.PrivateKey(key)
+
+    def sign(digest: bytes) -> bytes:
+        sig = private.sign_recoverable(digest, hasher=None)
+        return sig[:64] + bytes([sig[64] + 27])
+
+    return sign
+
+
+def signer_of(digest: bytes, signature: bytes) -> str:
+    """The address (0x + 40 lowercase hex) whose key made `signature` (`racer_signer`'s format) over `digest`:
+    an audit checks what was really signed, not what a racer says it signed."""
+    import coincurve
+
+    recoverable = signature[:64] + bytes([signature[64] - 27])
+    public = coincurve.PublicKey.from_signature_and_message(recoverable, digest, hasher=None)
+    return "0x" + keccak(public.format(compressed=False)[1:])[-20:].hex()
+
+
+def _open_store_waiting(db: str) -> Any:
+    from ha_sequencer.ha.backends import open_store
+
+    deadline = time.monotonic() + OPEN_RETRY_S
+    while True:
+        try:
+            return open_store(db)
+        except StoreUnreachable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def racer_main(argv: list[str] | None = None) -> None:
     """Entry point of one racer process."""
-    from ha_sequencer.ha.backends import open_store
     from ha_sequencer.ha.faults import faults_from_env
     from ha_sequencer.ha.guard import DutyGuard
 
@@ -115,31 +155,42 @@ def racer_main(argv: list[str] | None = None) -> None:
     p.add_argument("--db", required=True)
     p.add_argument("--node-id", required=True)
     p.add_argument("--rollup", required=True)
+    p.add_argument("--attester", required=True, help="the address of the key in HA_RACER_KEY")
     p.add_argument("--duties", type=int, required=True)
     p.add_argument("--slot0", type=int, default=1)
     p.add_argument("--p-same", type=float, default=0.5)
     p.add_argument("--lease", type=float, default=0.3)
     p.add_argument("--retries", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--choice-seed",
+        type=int,
+        default=None,
+        help="seed of the digest each duty wants (default --seed); a restarted racer keeps its node's, so it "
+        "wants the digest it may have recorded before it died",
+    )
     p.add_argument("--workdir", required=True)
     p.add_argument("--raw", action="store_true", help="also measure raw signing (benchmark)")
     p.add_argument("--append", action="store_true", help="append to the trace (a restarted racer)")
     p.add_argument("--from-duty", type=int, default=0, help="resume at this duty number (a restarted racer)")
+    p.add_argument(
+        "--deadline-s", type=float, default=0.0, help="each duty's deadline, from its first attempt (0: none)"
+    )
     a = p.parse_args(argv)
     work = Path(a.workdir)
-    key = bytes.fromhex(os.environ[KEY_ENV].removeprefix("0x"))
-    attester = Account.from_key(key).address
-    rng = random.Random(a.seed)
+    attester = a.attester
+    signer = racer_signer(bytes.fromhex(os.environ[KEY_ENV].removeprefix("0x")))
+    choice_seed = a.seed if a.choice_seed is None else a.choice_seed
 
     in_signer = [0.0]
 
     def sign(digest: bytes) -> bytes:
         t = time.perf_counter()
-        signature = bytes(Account.unsafe_sign_hash(digest, key).signature)
+        signature = signer(digest)
         in_signer[0] += time.perf_counter() - t
         return signature
 
-    store = open_store(a.db)
+    store = _open_store_waiting(a.db)
     timed = TimedStore(store)
     guard = DutyGuard(
         cast("DutyStore", timed),
@@ -156,14 +207,19 @@ def racer_main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     for i in range(a.from_duty, a.duties):
         slot, duty_type = duty_of(i, a.slot0)
-        variant = "shared" if rng.random() < a.p_same else a.node_id
+        shared = random.Random(choice_seed * DUTY_SEED_STRIDE + i).random() < a.p_same
+        variant = "shared" if shared else a.node_id
         digest = digest_for(slot, duty_type, variant)
-        attempts = 0
+        deadline = time.time() + a.deadline_s if a.deadline_s else None
+        attempts = unavailable = 0
         while True:
             t, in_signer[0] = time.perf_counter(), 0.0
-            outcome = guard.sign_duty(attester, slot, duty_type, digest, payload_for(digest), sign)
+            outcome = guard.sign_duty(
+                attester, slot, duty_type, digest, payload_for(digest), sign, deadline=deadline
+            )
             latencies.append(time.perf_counter() - t - in_signer[0])  # the guard's overhead alone
             attempts += 1
+            unavailable += isinstance(outcome, StoreUnavailable)
             if not isinstance(outcome, RETRYABLE) or attempts > a.retries:
                 break
         sig = signature_of(outcome)
@@ -184,6 +240,9 @@ def racer_main(argv: list[str] | None = None) -> None:
                     "digest": signed_digest.hex() if signed_digest else None,
                     "signature": sig.hex() if sig else None,
                     "attempts": attempts,
+                    "unavailable": unavailable,  # attempts answered "store unavailable" (fail closed)
+                    "at": time.time(),  # when the outcome (and its signature, if any) left the guard
+                    "deadline": deadline,
                 }
             )
             + "\n"
@@ -268,12 +327,15 @@ def run_race(
     rollup: str | None = None,
     timeout_s: float = 300,
     seed: int | None = None,
+    deadline_s: float | None = None,
 ) -> RaceResult:
     """Start `nodes` racer processes on one store and one attester, release them together, collect traces.
 
     Every racer's choices (digests, injected faults) derive from `seed`: given, else `HA_RACE_SEED`, else
     random; it is printed to stderr so a failing race can be replayed with `HA_RACE_SEED=…`.
     """
+    from eth_account import Account
+
     seed = race_seed(seed)
     seeds = random.Random(seed)
     account = Account.from_key(key) if key is not None else Account.create()
@@ -294,6 +356,8 @@ def run_race(
                 node_id,
                 "--rollup",
                 rollup_address,
+                "--attester",
+                account.address,
                 "--duties",
                 str(duties),
                 "--slot0",
@@ -309,6 +373,8 @@ def run_race(
             ]
             if raw:
                 cmd.append("--raw")
+            if deadline_s:
+                cmd += ["--deadline-s", str(deadline_s)]
             procs[node_id] = subprocess.Popen(cmd, env={**base_env, **(per_node_env or {}).get(node_id, {})})
         deadline = time.monotonic() + timeout_s
         pending = set(procs)

@@ -1,6 +1,7 @@
 """`bench guard --chaos`: guard torture. K racer processes race every duty (digests disagree about half the
 time) while a seeded supervisor kills them (-9), pauses them past the lease and restarts them, their guards
-kill themselves at the guard's fault points, and (PostgreSQL) the store drops every connection.
+kill themselves at the guard's fault points, and (PostgreSQL) the store drops every connection; on a private
+cluster with fsync on (`--private-pg`) the store also crashes (`pg_ctl stop -m immediate`) and restarts.
 
 Each racer appends every signature its guard *released* to its own trace file (a restarted racer appends to
 the same file). The audit then checks, from those files and the store alone: no duty has two released digests,
@@ -17,47 +18,92 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from eth_account import Account
 
-from ha_sequencer.bench.guard import KEY_ENV, race_seed
+from ha_sequencer.bench.guard import KEY_ENV, race_seed, signer_of
 from ha_sequencer.ha.faults import FAULT_ENV, MID_DUTY_POINTS
+from ha_sequencer.localnet.postgres import PrivatePostgres
 
-SELF_KILL_P = 0.003  # per duty and fault point: the racer's guard SIGKILLs itself there
+# About this many self-kills per run whatever its size: each costs a restart (a process start, ~0.3 s of CPU),
+# so a fixed per-duty probability would make a long run mostly restarts. The supervisor's kills and pauses
+# come at a fixed rate per second instead.
+SELF_KILLS_PER_RUN = 60
 TICK_S = 0.02
 KILL_P = 0.003  # per tick: kill -9 one racer
 PAUSE_P = 0.005  # per tick: SIGSTOP one racer for up to 2 leases
 STORE_DROP_P = 0.002  # per tick (PostgreSQL): terminate every connection to the database
+STORE_CRASH_P = 0.001  # per tick, a private cluster (`--private-pg`): crash it (-m immediate) and restart it
+# Later lines of postgresql.conf win: a private cluster's throwaway settings back to a durable server's, so
+# that a crash loses only what a real server may lose.
+DURABLE_CONF = "\nfsync = on\nfull_page_writes = on\nsynchronous_commit = on\n"
 LEASE_S = 0.2
+TRACE_TAIL_BYTES = 8192  # a trace line is ~400 bytes
+
+
+@contextmanager
+def durable_private_pg() -> Iterator[PrivatePostgres]:
+    """A private PostgreSQL cluster with fsync on, for crashing (`pg_ctl stop -m immediate`) under racers."""
+    pg = PrivatePostgres()
+    try:
+        pg.init()
+        with (pg.data_dir / "postgresql.conf").open("a") as conf:
+            conf.write(DURABLE_CONF)
+        pg.start()
+        yield pg
+    finally:
+        pg.cleanup()
+
+
+def crash_and_restart(pg: PrivatePostgres) -> None:
+    """Crash the cluster (no checkpoint, no clean shutdown) and start it again: recovery from the WAL."""
+    pg.stop(mode="immediate")
+    pg.start()
 
 
 def torture(
-    db: str, *, nodes: int, duties: int, seed: int | None = None, timeout_s: float = 1800
+    db: str,
+    *,
+    nodes: int,
+    duties: int,
+    seed: int | None = None,
+    timeout_s: float = 1800,
+    crash_store: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the torture on store `db` (migrated) and audit it; returns the figures."""
+    """Run the torture on store `db` (migrated) and audit it; returns the figures.
+
+    `crash_store` (a private durable cluster): called now and then to crash and restart the store."""
     seed = race_seed(seed)
     rng = random.Random(seed)
     account = Account.create()
     rollup = Account.create().address
     work = Path(tempfile.mkdtemp(prefix="ha-torture-"))
+    self_kill_p = SELF_KILLS_PER_RUN / (nodes * duties * len(MID_DUTY_POINTS))
     base_env = {
         **os.environ,
         KEY_ENV: account.key.hex(),
-        FAULT_ENV: ",".join(f"{p}:kill%{SELF_KILL_P}" for p in MID_DUTY_POINTS),
+        FAULT_ENV: ",".join(f"{p}:kill%{self_kill_p:.3g}" for p in MID_DUTY_POINTS),
     }
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    counts = {"kills": 0, "selfKills": 0, "pauses": 0, "restarts": 0, "storeDrops": 0}
+    counts = {"kills": 0, "selfKills": 0, "pauses": 0, "restarts": 0, "storeDrops": 0, "storeCrashes": 0}
     paused: dict[str, float] = {}
     killed_by_us: set[int] = set()
 
+    choice_seeds = {f"node-{n}": rng.randrange(1 << 30) for n in range(nodes)}
+
     def spawn(node_id: str, append: bool) -> None:
+        # A fresh seed for its faults (a replayed one would kill it at the same point again), its node's seed
+        # for the digests it wants: restarted, it wants what it may have recorded before it died.
         cmd = [
             sys.executable, "-m", "ha_sequencer.bench.guard", "--db", db, "--node-id", node_id,
-            "--rollup", rollup, "--duties", str(duties), "--p-same", "0.5", "--lease", str(LEASE_S),
-            "--seed", str(rng.randrange(1 << 30)), "--workdir", str(work),
+            "--rollup", rollup, "--attester", account.address, "--duties", str(duties),
+            "--p-same", "0.5", "--lease", str(LEASE_S),
+            "--seed", str(rng.randrange(1 << 30)), "--choice-seed", str(choice_seeds[node_id]),
+            "--workdir", str(work),
         ]  # fmt: skip
         if append:
             # resume at the duty the killed racer was in (re-attempted: its claim may be its own, now stale)
@@ -104,6 +150,9 @@ def torture(
             elif db.startswith("postgres") and rng.random() < STORE_DROP_P:
                 _drop_connections(db)
                 counts["storeDrops"] += 1
+            elif crash_store is not None and rng.random() < STORE_CRASH_P:
+                crash_store()
+                counts["storeCrashes"] += 1
             time.sleep(TICK_S)
         wall = time.monotonic() - started
         result = audit_torture(db, rollup, account.address, work)
@@ -132,8 +181,11 @@ def _last_duty(trace: Path) -> int:
     """The duty number after the last one a racer's trace records (0 without any)."""
     last = -1
     if trace.exists():
-        for line in trace.read_text().splitlines():
-            with suppress(ValueError, KeyError):
+        with trace.open("rb") as f:  # lines go in duty order: the tail holds the last one
+            f.seek(max(0, trace.stat().st_size - TRACE_TAIL_BYTES))
+            tail = f.read().decode(errors="replace")
+        for line in tail.splitlines():
+            with suppress(ValueError, KeyError, TypeError):
                 last = max(last, json.loads(line)["slot"] - 1)  # duty i is slot 1 + i (racer --slot0 1)
     return last + 1
 
@@ -177,6 +229,13 @@ def audit_torture(db: str, rollup: str, attester: str, work: Path) -> dict[str, 
         store.close()
     by_duty = {(r["slot"], r["duty_type"]): r for r in rows if r["attester"] == attester.lower()}
     equivocations = sum(1 for sigs in released.values() if len({d for d, _ in sigs}) > 1)
+    # Not the racer's word: each released signature must be the attester's over the digest it names.
+    not_by_attester = sum(
+        1
+        for sigs in released.values()
+        for digest, signature in sigs
+        if signer_of(bytes.fromhex(digest), bytes.fromhex(signature)) != attester.lower()
+    )
     mismatches = 0
     for duty, sigs in released.items():
         row = by_duty.get(duty)
@@ -195,4 +254,5 @@ def audit_torture(db: str, rollup: str, attester: str, work: Path) -> dict[str, 
         "outcomes": outcomes,
         "equivocations": equivocations,
         "releasedNotInStore": mismatches,
+        "signaturesNotOverDigest": not_by_attester,
     }
