@@ -14,6 +14,7 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    # Nearest rank: the ceil(q·n)-th smallest (round() would round x.5 to even and be one rank off).
-    rank = max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))
+    # Nearest rank: the ceil(q·n)-th smallest. round() took x.5 to even (one rank off); the 1e-9 absorbs
+    # float error such as 0.07·100 = 7.000000000000001.
+    rank = max(0, min(len(ordered) - 1, math.ceil(q * len(ordered) - 1e-9) - 1))
     return ordered[rank]
