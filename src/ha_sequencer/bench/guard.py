@@ -248,11 +248,11 @@ def _private_attester(node_id: str, purpose: str) -> str:
 
 
 def _sleep_until(wall: float) -> None:
-    """Sleep to a wall-clock moment shared by the racer processes (the last 2 ms spun, for a tight start)."""
-    while (left := wall - time.time()) > 0.002:
-        time.sleep(left - 0.002)
-    while time.time() < wall:
-        pass
+    """Sleep to a wall-clock moment shared by the racer processes. Never spin: three racers spinning on a
+    2-core machine starve the store's backends, and the OS then parks one racer for a whole time slice."""
+    left = wall - time.time()
+    if left > 0:
+        time.sleep(left)
 
 
 def _sleep_overshoot_ms(samples: int = 200) -> list[float]:
