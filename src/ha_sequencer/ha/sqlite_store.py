@@ -48,18 +48,24 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
 
 
 def _begin(conn: sqlite3.Connection) -> None:
-    """BEGIN IMMEDIATE (take the write lock), waiting up to `BUSY_TIMEOUT_MS` for another writer to finish."""
+    """BEGIN IMMEDIATE (take the write lock), waiting up to `BUSY_TIMEOUT_MS` for another writer to finish.
+
+    Only this wait bypasses SQLite's busy handler: every other statement keeps the connection's timeout."""
     deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
     pause = LOCK_RETRY_START_S
-    while True:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(pause)
-            pause = min(pause * 2, LOCK_RETRY_MAX_S)
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, LOCK_RETRY_MAX_S)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
 
 class SqliteDutyStore(SqlDutyStore):
@@ -89,9 +95,10 @@ class SqliteDutyStore(SqlDutyStore):
             if self._closed:
                 raise StoreUnreachable(f"duty store {self.path} is closed")
             try:
-                # No busy handler: `_begin` waits for the write lock itself (WAL readers never wait for it).
-                conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA busy_timeout = 0")
+                conn = sqlite3.connect(
+                    self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+                )
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
                 _enable_wal(conn)
                 conn.execute("PRAGMA synchronous = FULL")  # a recorded signature must survive power loss
             except sqlite3.Error as exc:
