@@ -5,7 +5,8 @@
 
 1. Guard latency: `--duties` sequential guarded duties (claim + record; signing excluded: a fixed signature)
    on a private single PostgreSQL and on the cluster's multi-host URL; both with fsync off, so the difference
-   is the synchronous standby's acknowledgement of each record. Also the claim statement alone.
+   is the synchronous standby's acknowledgement of each record. Also the claim statement alone. The same code
+   measures both, warmed up, in alternating turns of 100 duties (a load spike falls on both alike).
 2. Failover: `--kills` times, kill -9 the primary (Patroni and PostgreSQL) while one node signs a duty every
    50 ms (retrying while the store is unavailable); the time from the kill to the first guarded signature on
    the new primary. The killed member is restarted (it rejoins as a replica) before the next kill.
@@ -38,26 +39,55 @@ ROLLUP = "0x" + "42" * 20
 SIGNATURE = b"\x01" * 65
 
 
-def guard_latency(url: str, duties: int) -> tuple[list[float], list[float]]:
-    """Seconds per guarded duty and per claim statement alone."""
-    store = open_store(url, migrate=True)
-    guard = DutyGuard(store, node_id=f"bench-{uuid.uuid4().hex[:6]}", rollup=ROLLUP)
-    base = int(time.time() * 1000)
-    full: list[float] = []
-    for i in range(duties):
-        t = time.perf_counter()
-        digest = keccak(b"%d" % i)
-        out = guard.sign_duty(ATTESTER, base + i, DutyType.ATTESTATION, digest, b"", lambda d: SIGNATURE)
-        full.append(time.perf_counter() - t)
-        assert isinstance(out, NewSignature), out
-    claims: list[float] = []
-    for i in range(duties):
-        key = DutyKey(ROLLUP, ATTESTER, base + duties + i, "block_proposal")
-        t = time.perf_counter()
-        store.claim(key, keccak(b"c%d" % i), b"", "bench", uuid.uuid4().hex, 1.0)
-        claims.append(time.perf_counter() - t)
-    store.close()
-    return full, claims
+WARMUP = 50  # duties per URL before measuring: connections opened, statements prepared
+BLOCK = 100  # duties per turn: the two stores take turns, so a load spike falls on both alike
+
+
+class Latency:
+    """One store's guard and claim timings, measured in turns with the other store."""
+
+    def __init__(self, url: str) -> None:
+        self.store = open_store(url, migrate=True)
+        self.guard = DutyGuard(self.store, node_id=f"bench-{uuid.uuid4().hex[:6]}", rollup=ROLLUP)
+        self.slot = int(time.time() * 1000)
+        self.full: list[float] = []
+        self.claims: list[float] = []
+        self.turn(WARMUP, keep=False)
+
+    def turn(self, duties: int, *, keep: bool = True) -> None:
+        """`duties` guarded duties (claim + record, a fixed signature), each followed by a claim alone."""
+        full: list[float] = []
+        claims: list[float] = []
+        for _ in range(duties):
+            self.slot += 1
+            digest = keccak(b"%d" % self.slot)
+            t = time.perf_counter()
+            out = self.guard.sign_duty(
+                ATTESTER, self.slot, DutyType.ATTESTATION, digest, b"", lambda d: SIGNATURE
+            )
+            full.append(time.perf_counter() - t)
+            assert isinstance(out, NewSignature), out
+            key = DutyKey(ROLLUP, ATTESTER, self.slot, "block_proposal")
+            t = time.perf_counter()
+            self.store.claim(key, digest, b"", "bench", uuid.uuid4().hex, 1.0)
+            claims.append(time.perf_counter() - t)
+        if keep:
+            self.full += full
+            self.claims += claims
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def guard_latency(single_url: str, cluster_url: str, duties: int) -> tuple[Latency, Latency]:
+    """Both stores measured by the same code in alternating turns of `BLOCK` duties."""
+    single, cluster = Latency(single_url), Latency(cluster_url)
+    for _ in range(max(1, duties // BLOCK)):
+        single.turn(BLOCK)
+        cluster.turn(BLOCK)
+    single.close()
+    cluster.close()
+    return single, cluster
 
 
 def failover_once(cluster: StoreCluster) -> float:
@@ -103,7 +133,7 @@ def failover_once(cluster: StoreCluster) -> float:
 
 
 def fmt(values: list[float]) -> str:
-    p50, p99 = statistics.median(values), percentile(values, 99)
+    p50, p99 = statistics.median(values), percentile(values, 0.99)
     return f"p50 {p50 * 1000:.3f} ms, p99 {(p99 or 0) * 1000:.3f} ms"
 
 
@@ -116,17 +146,19 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()}")
     with PrivatePostgres() as single, StoreCluster() as cluster:
         single_url = single.create_database("ha_duties")
-        s_full, s_claim = guard_latency(single_url, args.duties)
-        c_full, c_claim = guard_latency(cluster.url, args.duties)
+        s, c = guard_latency(single_url, cluster.url, args.duties)
+        s_full, s_claim, c_full, c_claim = s.full, s.claims, c.full, c.claims
         print(f"single server : guarded duty {fmt(s_full)}; claim alone {fmt(s_claim)}")
         print(f"sync cluster  : guarded duty {fmt(c_full)}; claim alone {fmt(c_claim)}")
         for name, a, b in (("guarded duty", c_full, s_full), ("claim alone", c_claim, s_claim)):
-            p99a, p99b = percentile(a, 99) or 0, percentile(b, 99) or 1
+            p99a, p99b = percentile(a, 0.99) or 0, percentile(b, 0.99) or 1
             print(
                 f"ratio cluster/single, {name}: p50 {statistics.median(a) / statistics.median(b):.2f}, "
                 f"p99 {p99a / p99b:.2f}"
             )
         times = [failover_once(cluster) for _ in range(args.kills)]
+        if not times:
+            return
         p50 = statistics.median(times)
         each = ", ".join(f"{t:.1f}" for t in times)
         print(f"failover kill -> first guarded signature: {each} s; p50 {p50:.1f} s")

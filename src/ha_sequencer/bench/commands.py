@@ -55,6 +55,16 @@ def guard(
         help="Guard torture: racers killed -9 and paused at random points (the guard's fault points "
         "included) and restarted, PostgreSQL connections dropped; audit released signatures vs the store.",
     ),
+    interval_ms: float = typer.Option(
+        0.0,
+        "--interval-ms",
+        min=0.0,
+        help="Pace the racers: all start duty i at the same moment, one duty per interval (0: as fast as "
+        "they can, a throughput run).",
+    ),
+    independent: bool = typer.Option(
+        False, "--independent", help="Each racer its own attester: no contested duty (the control)."
+    ),
     as_json: JsonObject = False,
 ) -> None:
     """Race N guarded signers on M duties; report outcomes, claim latency and guarded vs raw signing rate."""
@@ -84,7 +94,17 @@ def guard(
         if result["equivocations"] or result["releasedNotInStore"] or result["signaturesNotOverDigest"]:
             raise typer.Exit(EXIT_FAILURE_FOUND)
         return
-    result = bench_guard_run(store, nodes, duties, db, p_same=p_same, private_pg=private_pg, seed=seed)
+    result = bench_guard_run(
+        store,
+        nodes,
+        duties,
+        db,
+        p_same=p_same,
+        private_pg=private_pg,
+        seed=seed,
+        interval_ms=interval_ms,
+        independent=independent,
+    )
     if as_json:
         typer.echo(json.dumps(result))
     else:

@@ -45,6 +45,9 @@ RETRYABLE = (Busy, LostClaim, StoreUnavailable)
 BARRIER_TIMEOUT_S = 120
 DUTY_SEED_STRIDE = 1 << 32  # one choice per (racer seed, duty): the same duty, the same digest wanted
 OPEN_RETRY_S = 30  # a racer (re)started while the store is down waits for it, as a node would
+WARMUP_DUTIES = (
+    50  # per racer of `bench guard`, before the clock starts: connections open, statements prepared
+)
 
 
 def duty_of(i: int, slot0: int) -> tuple[int, DutyType]:
@@ -68,6 +71,7 @@ class TimedStore:
     def __init__(self, store: Any) -> None:
         self._store = store
         self.ms: dict[str, list[float]] = {"claim": [], "fetch": [], "record": [], "adopt": []}
+        self.total_ms = 0.0  # in timed calls so far
 
     def __getattr__(self, name: str) -> Any:
         inner = getattr(self._store, name)
@@ -81,6 +85,7 @@ class TimedStore:
                 return inner(*args, **kwargs)
             finally:
                 samples.append((time.perf_counter() - t) * 1000)
+                self.total_ms += samples[-1]
 
         return timed
 
@@ -176,9 +181,14 @@ def racer_main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--deadline-s", type=float, default=0.0, help="each duty's deadline, from its first attempt (0: none)"
     )
+    p.add_argument(
+        "--interval-ms", type=float, default=0.0, help="start duty i at go + i·interval (benchmark)"
+    )
+    p.add_argument("--warmup", type=int, default=0, help="guarded duties on a private attester before go")
+    p.add_argument("--own-attester", action="store_true", help="no shared duty: the uncontested control")
     a = p.parse_args(argv)
     work = Path(a.workdir)
-    attester = a.attester
+    attester = _private_attester(a.node_id, "race") if a.own_attester else a.attester
     signer = racer_signer(bytes.fromhex(os.environ[KEY_ENV].removeprefix("0x")))
     choice_seed = a.seed if a.choice_seed is None else a.choice_seed
 
@@ -200,24 +210,35 @@ def racer_main(argv: list[str] | None = None) -> None:
         fault_hook=faults_from_env(seed=a.seed),
     )
     sign(b"\x00" * 32)  # warm up the signer before the clock starts
+    # Connections opened and statements prepared before the clock starts, on an attester no racer shares.
+    warm = _private_attester(a.node_id, "warmup")
+    for i in range(a.warmup):
+        guard.sign_duty(
+            warm, a.slot0 + i, DutyType.ATTESTATION, digest_for(i, DutyType.ATTESTATION, warm), b"", sign
+        )
     out = (work / f"trace.{a.node_id}.jsonl").open("a" if a.append else "w", buffering=1)
     (work / f"ready.{a.node_id}").touch()
     _wait_for(work / "go")
+    go_at = float((work / "go").read_text() or 0)
     latencies: list[float] = []
+    outside_store: list[float] = []  # per call: the guard's time not spent in a store call (waits, Python)
     started = time.perf_counter()
     for i in range(a.from_duty, a.duties):
         slot, duty_type = duty_of(i, a.slot0)
         shared = random.Random(choice_seed * DUTY_SEED_STRIDE + i).random() < a.p_same
         variant = "shared" if shared else a.node_id
         digest = digest_for(slot, duty_type, variant)
+        if a.interval_ms > 0:  # every racer reaches duty i at the same moment, as twins do at a slot's start
+            _sleep_until(go_at + i * a.interval_ms / 1000)
         deadline = time.time() + a.deadline_s if a.deadline_s else None
         attempts = unavailable = 0
         while True:
-            t, in_signer[0] = time.perf_counter(), 0.0
+            in_store, in_signer[0], t = timed.total_ms, 0.0, time.perf_counter()
             outcome = guard.sign_duty(
                 attester, slot, duty_type, digest, payload_for(digest), sign, deadline=deadline
             )
             latencies.append(time.perf_counter() - t - in_signer[0])  # the guard's overhead alone
+            outside_store.append(latencies[-1] * 1000 - (timed.total_ms - in_store))
             attempts += 1
             unavailable += isinstance(outcome, StoreUnavailable)
             if not isinstance(outcome, RETRYABLE) or attempts > a.retries:
@@ -233,6 +254,7 @@ def racer_main(argv: list[str] | None = None) -> None:
         out.write(
             json.dumps(
                 {
+                    "attester": attester.lower(),
                     "slot": slot,
                     "duty_type": duty_type.value,
                     "outcome": outcome_label(outcome),
@@ -266,6 +288,7 @@ def racer_main(argv: list[str] | None = None) -> None:
                     "raw_s": raw_s,
                     "calls": len(latencies),
                     "claim_ms": [x * 1000 for x in latencies],
+                    "outside_store_ms": outside_store,
                     "store_ms": timed.ms,
                     "pools": _pool_waits(store),
                     "sleep_overshoot_ms": _sleep_overshoot_ms(),
@@ -276,6 +299,19 @@ def racer_main(argv: list[str] | None = None) -> None:
     )
     out.close()
     store.close()
+
+
+def _private_attester(node_id: str, purpose: str) -> str:
+    """An attester address of this racer alone (the uncontested control, the warm-up)."""
+    return "0x" + keccak(f"{purpose}|{node_id}".encode())[:20].hex()
+
+
+def _sleep_until(wall: float) -> None:
+    """Sleep to a wall-clock moment shared by the racer processes. Never spin: three racers spinning on a
+    2-core machine starve the store's backends, and the OS then parks one racer for a whole time slice."""
+    left = wall - time.time()
+    if left > 0:
+        time.sleep(left)
 
 
 def _sleep_overshoot_ms(samples: int = 200) -> list[float]:
@@ -328,6 +364,9 @@ def run_race(
     timeout_s: float = 300,
     seed: int | None = None,
     deadline_s: float | None = None,
+    interval_ms: float = 0.0,
+    warmup: int = 0,
+    independent: bool = False,
 ) -> RaceResult:
     """Start `nodes` racer processes on one store and one attester, release them together, collect traces.
 
@@ -375,6 +414,12 @@ def run_race(
                 cmd.append("--raw")
             if deadline_s:
                 cmd += ["--deadline-s", str(deadline_s)]
+            if interval_ms > 0:
+                cmd += ["--interval-ms", str(interval_ms)]
+            if warmup:
+                cmd += ["--warmup", str(warmup)]
+            if independent:
+                cmd.append("--own-attester")
             procs[node_id] = subprocess.Popen(cmd, env={**base_env, **(per_node_env or {}).get(node_id, {})})
         deadline = time.monotonic() + timeout_s
         pending = set(procs)
@@ -383,7 +428,9 @@ def run_race(
             if time.monotonic() > deadline:
                 raise TimeoutError("racers did not get ready")
             time.sleep(0.01)
-        (work / "go").touch()
+        go = work / "go.tmp"
+        go.write_text(repr(time.time() + 0.05))  # the paced racers' common start
+        go.rename(work / "go")
         if raw:
             pending = set(procs)
             while pending:
@@ -420,7 +467,7 @@ def run_race(
 
 def audit(result: RaceResult) -> dict[str, Any]:
     """Audit the traces per duty: equivocations (two digests signed), signature mismatches, unsigned."""
-    signed: dict[tuple[int, str], dict[str, set[str]]] = {}
+    signed: dict[tuple[str, int, str], dict[str, set[str]]] = {}
     counts = {
         label: 0
         for label in (
@@ -434,10 +481,10 @@ def audit(result: RaceResult) -> dict[str, Any]:
             "store_unavailable",
         )
     }
-    duties: set[tuple[int, str]] = set()
+    duties: set[tuple[str, int, str]] = set()
     for lines in result.traces.values():
         for t in lines:
-            duty = (t["slot"], t["duty_type"])
+            duty = (t.get("attester", ""), t["slot"], t["duty_type"])
             duties.add(duty)
             counts[t["outcome"]] += 1
             if t["signature"]:
@@ -501,8 +548,15 @@ def bench_guard_run(
     p_same: float = 0.5,
     private_pg: bool = False,
     seed: int | None = None,
+    interval_ms: float = 0.0,
+    independent: bool = False,
 ) -> dict[str, Any]:
-    """Run the guard benchmark; the figures of `bench guard`: outcomes, claim latency, signing rates."""
+    """Run the guard benchmark; the figures of `bench guard`: outcomes, claim latency, signing rates.
+
+    `interval_ms` 0: each racer signs as fast as it can (throughput; K racers then compete for the CPU with
+    their store's backends). Above 0: every racer starts duty i at the same moment, one duty per interval (the
+    latency of a contested duty on an otherwise idle machine, as twins meet at a slot's start).
+    `independent`: each racer its own attester, so no duty is contested (the control for the load alone)."""
     from ha_sequencer.ha.backends import open_store
 
     if private_pg:
@@ -510,7 +564,16 @@ def bench_guard_run(
 
         with PrivatePostgres() as pg:
             url = pg.create_database("bench")
-            result = bench_guard_run("postgres", nodes, duties, url, p_same, seed=seed)
+            result = bench_guard_run(
+                "postgres",
+                nodes,
+                duties,
+                url,
+                p_same,
+                seed=seed,
+                interval_ms=interval_ms,
+                independent=independent,
+            )
         return {**result, "db": "private cluster, fsync off"}
     cleanup: Callable[[], None] | None = None
     if db is None:
@@ -544,7 +607,17 @@ def bench_guard_run(
 
     try:
         open_store(db, migrate=True).close()
-        result = run_race(db, nodes=nodes, duties=duties, p_same=p_same, raw=True, seed=seed)
+        result = run_race(
+            db,
+            nodes=nodes,
+            duties=duties,
+            p_same=p_same,
+            raw=True,
+            seed=seed,
+            interval_ms=interval_ms,
+            warmup=WARMUP_DUTIES,
+            independent=independent,
+        )
     finally:
         if cleanup is not None:
             cleanup()
@@ -559,6 +632,7 @@ def bench_guard_run(
         ms = [x for s in summaries for x in s["store_ms"][name]]
         return {"n": len(ms), "p50_ms": _ms(percentile(ms, 0.5)), "p99_ms": _ms(percentile(ms, 0.99))}
 
+    outside = [x for s in summaries for x in s["outside_store_ms"]]
     late = [x for s in summaries for x in s["sleep_overshoot_ms"]]
     pools = [s["pools"] for s in summaries if s["pools"]]
     return {
@@ -566,6 +640,8 @@ def bench_guard_run(
         "seed": result.seed,
         "nodes": nodes,
         "duties": duties,
+        "interval_ms": interval_ms,
+        "contested": not independent,
         "signed": a["new_signature"],
         "shared": a["same_data"],
         "refused": a["refused"],
@@ -585,6 +661,9 @@ def bench_guard_run(
         "calls_per_duty": round(
             sum(len(s["store_ms"][n]) for s in summaries for n in s["store_ms"]) / max(1, nodes * duties), 3
         ),
+        # The guard's time outside store calls: waiting for a racing twin's record (polls), and Python.
+        "outside_store_p50_ms": _ms(percentile(outside, 0.5)),
+        "outside_store_p99_ms": _ms(percentile(outside, 0.99)),
         "pool_wait_ms_total": sum(p[k]["requests_wait_ms"] for p in pools for k in p),
         "pool_waits": sum(p[k]["requests_waiting"] for p in pools for k in p),
         "sleep_1ms_late_p50_ms": _ms(percentile(late, 0.5)),

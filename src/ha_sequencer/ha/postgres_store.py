@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any, LiteralString, cast
 
 import psycopg
@@ -165,6 +165,27 @@ class PostgresDutyStore(SqlDutyStore):
 
     def _claim_in(self, execute: Execute, params: Mapping[str, Any]) -> Row:
         return execute(self._native(CLAIM_OR_FETCH), params)[0]
+
+    def _claim_rows(self, params: Sequence[Mapping[str, Any]]) -> list[Row]:
+        return [rows[0] for rows in self._pipelined(self._claim_pool, self._native(CLAIM_OR_FETCH), params)]
+
+    def _each_in_one_transaction(self, sql: str, params: Sequence[Mapping[str, Any]]) -> list[list[Row]]:
+        return self._pipelined(self._pool, sql, params)
+
+    def _pipelined(self, pool: Pool, sql: str, params: Sequence[Mapping[str, Any]]) -> list[list[Row]]:
+        """`sql` once per parameter set in one transaction, sent as one pipeline: a batch of K duties costs
+        one round trip, not K: the same statements, in the same order, as one by one (psycopg pipelines)."""
+        try:
+            with pool.connection() as conn, conn.transaction():
+                try:
+                    with conn.pipeline():
+                        cursors = [conn.execute(_query(sql), p) for p in params]
+                except psycopg.errors.ReadOnlySqlTransaction:
+                    _drop(conn)
+                    raise
+                return [cur.fetchall() if cur.description is not None else [] for cur in cursors]
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise self._fail(exc) from exc
 
     @contextlib.contextmanager
     def _claim_transaction(self) -> Generator[Execute]:

@@ -400,22 +400,25 @@ class SqlDutyStore:
 
         Each claim is the single claim's own statement, so each keeps the watermark and `_NOT_HALTED` gates:
         a halted attester's duty answers with its halt while the others of the batch go on."""
+        rows = self._claim_rows([_claim_params(c, node_id, lease_s) for c in claims])
+        return [_claim_result(r, c.token) for r, c in zip(rows, claims, strict=True)]
+
+    def _claim_rows(self, params: Sequence[Mapping[str, Any]]) -> list[Row]:
+        """Each claim's FETCH columns, the claims all in one transaction."""
         with self._claim_transaction() as execute:
-            return [
-                _claim_result(self._claim_in(execute, _claim_params(c, node_id, lease_s)), c.token)
-                for c in claims
-            ]
+            return [self._claim_in(execute, p) for p in params]
 
     def record_many(self, records: Sequence[DutyRecordRequest]) -> list[bool]:
         """`record` for each duty (each gated by its token and `_NOT_HALTED`), in one durable transaction."""
         if not records:
             return []
-        sql = self._native(RECORD)
+        params = [{**r.key.params(), "token": r.token, "signature": r.signature} for r in records]
+        return [bool(rows) for rows in self._each_in_one_transaction(self._native(RECORD), params)]
+
+    def _each_in_one_transaction(self, sql: str, params: Sequence[Mapping[str, Any]]) -> list[list[Row]]:
+        """`sql` once per parameter set, all in one durable transaction; each execution's rows."""
         with self._transaction() as execute:
-            return [
-                bool(execute(sql, {**r.key.params(), "token": r.token, "signature": r.signature}))
-                for r in records
-            ]
+            return [execute(sql, p) for p in params]
 
     def fetch(self, key: DutyKey) -> Existing:
         """The duty's row (if any), its scope's watermark (if any) and the attester's active halt (if any)."""
