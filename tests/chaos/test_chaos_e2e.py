@@ -1,4 +1,4 @@
-"""A seeded chaos run through the real CLI: a devnet, ~40 slots of every implemented fault class, audited.
+"""A seeded chaos run through the real CLI: a devnet, ~40 slots of every fault class, audited.
 
 The audit is independent of the nodes (L1 calldata and events, a gossip watcher before deduplication, the
 store's rows); the run must show every class injected, 0 equivocations, 0 `Slashed`, eligible fulfilment at
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from ha_sequencer.chaos.schedule import IMPLEMENTED
+from ha_sequencer.chaos.schedule import FAULT_CLASSES
 
 pytestmark = pytest.mark.slow
 
-SEED = 6  # draws every implemented class (l1 both down and slow) within 40 slots at rate 0.3
+SEED = 112  # draws every class (l1 down and slow, a kill inside a duty) within 40 slots at rate 0.3
 SLOTS = 40
 
 
@@ -38,7 +38,7 @@ def test_seeded_chaos_run_passes_the_audit(tmp_path: Path) -> None:
     audit = doc["audit"]
     assert doc["seed"] == SEED and doc["schemaVersion"] == 1
     executed = {f["kind"] for f in doc["faults"]["executed"]}
-    assert executed == set(IMPLEMENTED), doc["faults"]
+    assert executed == set(FAULT_CLASSES), doc["faults"]
     assert audit["equivocations"] == [] and audit["slashedHA"] == 0 and audit["slashed"] == []
     assert doc["slashingSubmissions"] == []
     assert doc["watcher"]["peers"] >= doc["watcher"]["expectedPeers"] > 0 and doc["watcher"]["messages"] > 0
@@ -55,6 +55,13 @@ def test_seeded_chaos_run_passes_the_audit(tmp_path: Path) -> None:
     assert audit["eligibleSlots"] < audit["lastSlot"] - audit["firstSlot"] + 1
     assert (report_dir / "chaos-report.json").is_file()
     assert (report_dir / "chaos-timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a partitioned node truly had no gossip: no peer at the end of the cut, not one message received during it
+    cuts = [i for i in doc["faults"]["executed"] if i["kind"] == "partition"]
+    assert cuts and all("0 gossip peers at the end, 0 messages received" in i["detail"] for i in cuts), cuts
+    # a skewed node ran under libfaketime, then without it
+    skews = [i["detail"] for i in doc["faults"]["executed"] if i["kind"] == "skew"]
+    assert any("restart under libfaketime" in d for d in skews), skews
+    assert any("restart without libfaketime" in d for d in skews), skews
     # nothing left running: no devnet state file, no node process of this run
     assert not (tmp_path / "devnet" / "devnet.json").exists()
     ps = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.split()

@@ -8,16 +8,24 @@ import sys
 import pytest
 
 from ha_sequencer.chaos.faults import Impairment
-from ha_sequencer.chaos.schedule import IMPLEMENTED, NODE_FAULTS, check_inputs, parse_fault_list, plan_faults
+from ha_sequencer.chaos.schedule import (
+    FAULT_CLASSES,
+    NODE_FAULTS,
+    PARTITION_HEAL_S,
+    check_inputs,
+    parse_fault_list,
+    plan_faults,
+)
 from ha_sequencer.errors import InputError
 
 HA = ("ha1", "ha2", "ha3")
-RECOVERY = {"kill": 12.0, "term": 12.0, "pause": 0.0, "l1": 0.0}  # a restarted node counts as down 12 s
+# a restarted node counts as down 12 s after its (last) restart; a healed one until its peers redialled
+RECOVERY = {"kill": 12.0, "term": 12.0, "pause": 0.0, "l1": 0.0, "partition": PARTITION_HEAL_S, "skew": 12.0}
 
 
 def _plan(seed: int, **kw):
     args = dict(
-        slots=400, seed=seed, kinds=IMPLEMENTED, rate=0.3, ha_nodes=HA, slot_duration=4.0, lease_s=1.0
+        slots=400, seed=seed, kinds=FAULT_CLASSES, rate=0.3, ha_nodes=HA, slot_duration=4.0, lease_s=1.0
     )
     return plan_faults(**{**args, **kw})
 
@@ -25,7 +33,7 @@ def _plan(seed: int, **kw):
 def test_same_seed_same_schedule_and_every_class_drawn() -> None:
     assert _plan(7) == _plan(7)
     assert _plan(7) != _plan(8)
-    assert {f.kind for f in _plan(7)} == set(IMPLEMENTED)
+    assert {f.kind for f in _plan(7)} == set(FAULT_CLASSES)
     assert all(f.node is None for f in _plan(7) if f.kind == "store")
     assert {f.delay_s > 0 for f in _plan(7) if f.kind == "l1"} == {True, False}  # slow and down
 
@@ -62,7 +70,7 @@ def test_bad_input_is_a_usage_error_naming_the_option() -> None:
         check_inputs(10, 1.5, 0.995)
     with pytest.raises(InputError, match="--slots"):
         check_inputs(0, 0.1, 0.995)
-    assert parse_fault_list("all") == IMPLEMENTED
+    assert parse_fault_list("all") == FAULT_CLASSES
     assert parse_fault_list("pause,kill,pause") == ("pause", "kill")
 
 

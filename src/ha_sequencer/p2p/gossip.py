@@ -387,6 +387,10 @@ class GossipNode:
             # py-libp2p blocks a peer for 60 s after one failed dial ("negative peer cache"), which would
             # keep a restarted peer unreachable for a minute; our own backoff governs redials instead.
             self._host.get_network().unblock_peer(peer_id)
+            # A bootstrap peer is dialled at the address it was configured with, never at the listen address
+            # its identify reply announced (identity/update.py replaces the peerstore's addresses with it):
+            # behind a proxy or NAT only the configured one is the way in.
+            self._host.get_peerstore().clear_addrs(peer_id)
             try:
                 with trio.fail_after(cfg.dial_timeout_s):
                     await self._host.connect(info)
