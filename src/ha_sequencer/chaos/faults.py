@@ -85,6 +85,14 @@ def skew_env(library: str, skew_s: float) -> dict[str, str]:
     }
 
 
+def library_mapped(pid: int | None, library: str) -> bool:
+    """Whether the process has `library` mapped (LD_PRELOAD took effect)."""
+    try:
+        return library in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
 def proxied_store_url(url: str, proxy_port: int) -> str:
     """A single-host postgresql:// URL with host and port replaced by the proxy's (user, db, options kept)."""
     parts = urlsplit(url)
@@ -494,6 +502,9 @@ class FaultRunner:
             if code == 200:
                 imp.end = time.time()
                 del self._recovering[name]
+                if name in self._skewed and name in self._node_env:
+                    loaded = library_mapped(entry.pid, self._faketime)
+                    self._skewed[name].detail += "; libfaketime " + ("loaded" if loaded else "NOT loaded")
         for name, (imp, cut_at, baseline) in list(self._partitioned.items()):
             if baseline is None and time.time() >= cut_at + PARTITION_SETTLE_S:
                 self._partitioned[name] = (imp, cut_at, gossip_received(self.node(name)))
