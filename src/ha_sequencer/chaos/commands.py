@@ -151,11 +151,18 @@ def chaos(
 def _bounded_logging(route_libp2p_logs: Callable[[], None]) -> None:
     """The watcher runs in this process: its py-libp2p records pass the same bounded, one-line handler as a
     node's (warnings and up; a contained failure's traceback cut to one line), not raw tracebacks."""
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     logging.Formatter.converter = time.gmtime
     route_libp2p_logs()
+
+
+class _OneLineFormatter(logging.Formatter):
+    """One record, one terminal line: py-libp2p's dial failures span lines (peer, protocols, state)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return " ".join(super().format(record).split())
 
 
 def _sigterm_to_interrupt(signum: int, frame: object) -> None:

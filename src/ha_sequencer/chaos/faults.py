@@ -54,7 +54,9 @@ RECEIVED_METRIC = "hasq_gossip_messages"  # every gossip message a node received
 
 
 def _with_arg(argv: list[str], flag: str, value: str) -> list[str]:
-    """`argv` with the value of `flag` replaced by `value`."""
+    """`argv` with the value of `flag` replaced by `value` (appended when absent)."""
+    if flag not in argv:
+        return [*argv, flag, value]
     out = list(argv)
     out[out.index(flag) + 1] = value
     return out
