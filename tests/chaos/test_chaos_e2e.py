@@ -1,4 +1,4 @@
-"""A seeded chaos run through the real CLI: a devnet, ~40 slots of every implemented fault class, audited.
+"""A seeded chaos run through the real CLI: a devnet, ~40 slots of every fault class, audited.
 
 The audit is independent of the nodes (L1 calldata and events, a gossip watcher before deduplication, the
 store's rows); the run must show every class injected, 0 equivocations, 0 `Slashed`, eligible fulfilment at
@@ -11,15 +11,18 @@ import json
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from ha_sequencer.chaos.schedule import IMPLEMENTED
+from ha_sequencer.chaos.schedule import FAULT_CLASSES
 
 pytestmark = pytest.mark.slow
 
-SEED = 6  # draws every implemented class (l1 both down and slow) within 40 slots at rate 0.3
+SEED = 112  # draws every class (l1 down and slow, a kill inside a duty) within 40 slots at rate 0.3
 SLOTS = 40
 
 
@@ -38,7 +41,7 @@ def test_seeded_chaos_run_passes_the_audit(tmp_path: Path) -> None:
     audit = doc["audit"]
     assert doc["seed"] == SEED and doc["schemaVersion"] == 1
     executed = {f["kind"] for f in doc["faults"]["executed"]}
-    assert executed == set(IMPLEMENTED), doc["faults"]
+    assert executed == set(FAULT_CLASSES), doc["faults"]
     assert audit["equivocations"] == [] and audit["slashedHA"] == 0 and audit["slashed"] == []
     assert doc["slashingSubmissions"] == []
     assert doc["watcher"]["peers"] >= doc["watcher"]["expectedPeers"] > 0 and doc["watcher"]["messages"] > 0
@@ -55,7 +58,48 @@ def test_seeded_chaos_run_passes_the_audit(tmp_path: Path) -> None:
     assert audit["eligibleSlots"] < audit["lastSlot"] - audit["firstSlot"] + 1
     assert (report_dir / "chaos-report.json").is_file()
     assert (report_dir / "chaos-timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a partitioned node truly had no gossip: no peer at the end of the cut, no message received during it
+    cuts = [i for i in doc["faults"]["executed"] if i["kind"] == "partition"]
+    assert cuts and all("0 gossip peers at the end, 0 messages received" in i["detail"] for i in cuts), cuts
+    # a skewed node ran under libfaketime, then without it
+    skews = [i["detail"] for i in doc["faults"]["executed"] if i["kind"] == "skew"]
+    assert any("restart under libfaketime" in d for d in skews), skews
+    assert any("libfaketime loaded" in d for d in skews) and not any("NOT loaded" in d for d in skews), skews
+    assert any("restart without libfaketime" in d for d in skews), skews
     # nothing left running: no devnet state file, no node process of this run
     assert not (tmp_path / "devnet" / "devnet.json").exists()
     ps = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.split()
     assert ps == [], ps
+
+
+@pytest.fixture
+def chaos_pg_url(pg_admin_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for the HA nodes' duty store, dropped afterwards."""
+    name = f"chaos_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield pg_admin_url.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.postgres
+def test_store_fault_on_postgresql_refuses_and_cuts(tmp_path: Path, chaos_pg_url: str) -> None:
+    cmd = [
+        sys.executable, "-m", "ha_sequencer.cli", "chaos", "--start", "--dir", str(tmp_path / "devnet"),
+        "--slots", "14", "--seed", "2", "--faults", "store", "--fault-rate", "0.5", "--slot-duration", "3",
+        "--json",
+    ]  # fmt: skip
+    env = {**os.environ, "COLUMNS": "200", "HA_SEQUENCER_CHAOS_HA_DB": chaos_pg_url}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env)
+    print(proc.stderr[-4000:])
+    doc = json.loads(proc.stdout)
+    cuts = [i for i in doc["faults"]["executed"] if i["kind"] == "store"]
+    assert cuts and all(i["detail"] == "PostgreSQL refused and connections cut" for i in cuts), cuts
+    audit = doc["audit"]
+    assert audit["equivocations"] == [] and audit["slashed"] == []
+    # the outage is real: the slots it covered are not eligible, and what the identity did sign is stored
+    assert audit["eligibleSlots"] < audit["lastSlot"] - audit["firstSlot"] + 1
+    assert any("store" in sources for d in audit["duties"] for sources in d["digests"].values())
+    assert audit["eligible"]["fulfilment"] >= 0.995, audit["eligible"]["missed"]
+    assert proc.returncode == 0 and doc["passed"]

@@ -8,16 +8,24 @@ import sys
 import pytest
 
 from ha_sequencer.chaos.faults import Impairment
-from ha_sequencer.chaos.schedule import IMPLEMENTED, NODE_FAULTS, check_inputs, parse_fault_list, plan_faults
+from ha_sequencer.chaos.schedule import (
+    FAULT_CLASSES,
+    NODE_FAULTS,
+    PARTITION_HEAL_S,
+    check_inputs,
+    parse_fault_list,
+    plan_faults,
+)
 from ha_sequencer.errors import InputError
 
 HA = ("ha1", "ha2", "ha3")
-RECOVERY = {"kill": 12.0, "term": 12.0, "pause": 0.0, "l1": 0.0}  # a restarted node counts as down 12 s
+# a restarted node counts as down 12 s after its (last) restart; a healed one until its peers redialled
+RECOVERY = {"kill": 12.0, "term": 12.0, "pause": 0.0, "l1": 0.0, "partition": PARTITION_HEAL_S, "skew": 12.0}
 
 
 def _plan(seed: int, **kw):
     args = dict(
-        slots=400, seed=seed, kinds=IMPLEMENTED, rate=0.3, ha_nodes=HA, slot_duration=4.0, lease_s=1.0
+        slots=400, seed=seed, kinds=FAULT_CLASSES, rate=0.3, ha_nodes=HA, slot_duration=4.0, lease_s=1.0
     )
     return plan_faults(**{**args, **kw})
 
@@ -25,7 +33,7 @@ def _plan(seed: int, **kw):
 def test_same_seed_same_schedule_and_every_class_drawn() -> None:
     assert _plan(7) == _plan(7)
     assert _plan(7) != _plan(8)
-    assert {f.kind for f in _plan(7)} == set(IMPLEMENTED)
+    assert {f.kind for f in _plan(7)} == set(FAULT_CLASSES)
     assert all(f.node is None for f in _plan(7) if f.kind == "store")
     assert {f.delay_s > 0 for f in _plan(7) if f.kind == "l1"} == {True, False}  # slow and down
 
@@ -62,7 +70,7 @@ def test_bad_input_is_a_usage_error_naming_the_option() -> None:
         check_inputs(10, 1.5, 0.995)
     with pytest.raises(InputError, match="--slots"):
         check_inputs(0, 0.1, 0.995)
-    assert parse_fault_list("all") == IMPLEMENTED
+    assert parse_fault_list("all") == FAULT_CLASSES
     assert parse_fault_list("pause,kill,pause") == ("pause", "kill")
 
 
@@ -93,3 +101,50 @@ def test_impairment_overlap_decides_eligibility() -> None:
     assert not overlaps(imp, 14.0, 18.0, now=100.0)
     open_ended = Impairment(1, "pause", "ha2", start=20.0)
     assert overlaps(open_ended, 90.0, 94.0, now=100.0)
+
+
+def test_partition_and_skew_holds_and_offsets() -> None:
+    faults = [f for seed in range(5) for f in _plan(seed, rate=0.6)]
+    cuts = [f for f in faults if f.kind == "partition"]
+    skews = [f for f in faults if f.kind == "skew"]
+    assert cuts and skews
+    assert all(4.0 <= f.hold_s <= 12.0 and f.skew_s == 0.0 for f in cuts)  # 1-3 slots of 4 s
+    # skewed 1-3 slots after its restart, by 0.1-0.5 of a slot either way
+    assert all(12.0 + 4.0 <= f.hold_s <= 12.0 + 12.0 for f in skews)
+    assert all(0.4 <= abs(f.skew_s) <= 2.0 for f in skews)
+    assert {f.skew_s > 0 for f in skews} == {True, False}
+    assert all(f.skew_s == 0.0 for f in faults if f.kind != "skew")
+
+
+def test_a_partitioned_or_skewed_node_is_not_eligible_but_a_free_twin_is() -> None:
+    from ha_sequencer.chaos.audit import slot_eligible
+
+    cut = Impairment(0, "partition", "ha1", 0.0, 4.0)
+    skew = Impairment(1, "skew", "ha2", 0.0, 4.0)
+    assert slot_eligible([cut, skew], HA)  # ha3 is up, connected and has its store
+    assert not slot_eligible([cut, skew], HA[:2])  # ha1 cut off, ha2 skewed: nobody free
+    assert not slot_eligible([cut, Impairment(2, "store", None, 1.0, 2.0)], HA)  # the store is down
+    assert slot_eligible([], HA)
+
+
+def test_store_proxy_url_keeps_user_database_and_options() -> None:
+    from ha_sequencer.chaos.faults import proxied_store_url, store_endpoint
+
+    url = "postgresql://hasq:s3cret@db.example:6432/duties?sslmode=disable"
+    assert store_endpoint(url) == ("db.example", 6432)
+    assert proxied_store_url(url, 40001) == "postgresql://hasq:s3cret@127.0.0.1:40001/duties?sslmode=disable"
+    assert store_endpoint("postgresql://postgres@127.0.0.1/x") == ("127.0.0.1", 5432)
+    # several hosts (a store cluster) or a socket directory: not one server a proxy can stand in for
+    assert store_endpoint("postgresql://u@h1:5432,h2:5432/db?target_session_attrs=read-write") is None
+    assert store_endpoint("postgresql:///db?host=/var/run/postgresql") is None
+
+
+def test_skew_env_skews_the_wall_clock_only() -> None:
+    from ha_sequencer.chaos.faults import skew_env
+
+    env = skew_env("/lib/libfaketime.so.1", -1.25)
+    assert env == {
+        "LD_PRELOAD": "/lib/libfaketime.so.1",
+        "FAKETIME": "-1.250",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }

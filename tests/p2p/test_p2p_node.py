@@ -144,3 +144,34 @@ def test_hostile_wire_input_is_contained_and_the_node_keeps_gossiping(tmp_path, 
                     assert (await node.messages.receive()).data == b"me too"
 
     trio.run(main)
+
+
+def test_a_bootstrap_peer_is_redialled_only_at_its_configured_address(tmp_path):
+    # Identify tells the dialler the peer's own listen address; a redial there would bypass the proxy (or
+    # NAT) the operator configured, and a chaos partition made by cutting that proxy would not hold.
+    from ha_sequencer.localnet.proxy import TcpProxy
+
+    async def wait_peers(node: GossipNode, count: int) -> None:
+        with trio.fail_after(20):
+            while node.peer_count() != count:
+                await trio.sleep(0.05)
+
+    async def main() -> None:
+        async with GossipNode(tmp_path / "a", 0, config=FAST) as a:
+            await a.subscribe(TX_TOPIC, accept)
+            proxy = TcpProxy("127.0.0.1", int(a.multiaddr.split("/")[4]))
+            try:
+                via_proxy = f"/ip4/127.0.0.1/tcp/{proxy.port}/p2p/{a.peer_id}"
+                async with GossipNode(tmp_path / "b", 0, [via_proxy], config=FAST) as b:
+                    await b.subscribe(TX_TOPIC, accept)
+                    await wait_peers(b, 1)
+                    proxy.cut()
+                    await wait_peers(b, 0)
+                    await trio.sleep(3.0)  # several redials (backoff ≤ 0.5 s): none may reach `a` directly
+                    assert b.peer_count() == 0 and a.peer_count() == 0
+                    proxy.restore()
+                    await wait_peers(b, 1)
+            finally:
+                proxy.close()
+
+    trio.run(main)

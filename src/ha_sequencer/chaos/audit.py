@@ -5,8 +5,9 @@ signatures the contract verified; `Slashed` events), the gossip watcher (every s
 any deduplication), and the duty store's rows. Per (slot, duty): the distinct digests signed anywhere (more
 than one = equivocation), whether it was fulfilled (proposal: its block on L1; attestation: in the L1 block
 of the slot when there is one), and the faults in effect during the slot. A slot is *eligible* when the store
-was up throughout and at least one HA node was up, connected and unimpaired throughout; the fulfilment
-target applies to eligible duties only, the others are reported apart.
+was up throughout and at least one HA node was up, connected and unimpaired throughout (a partitioned node is
+up but not connected; a skewed one counts as impaired); the fulfilment target applies to eligible duties only,
+the others are reported apart.
 """
 
 from __future__ import annotations
@@ -124,6 +125,14 @@ def overlaps(imp: Impairment, start: float, end: float, now: float) -> bool:
     return imp.start < end and (imp.end if imp.end is not None else now) > start
 
 
+def slot_eligible(active: list[Impairment], ha_nodes: tuple[str, ...]) -> bool:
+    """Given the impairments in effect during a slot: the store up and one HA node free of every fault."""
+    if any(i.node is None for i in active):
+        return False
+    impaired = {i.node for i in active}
+    return any(n not in impaired for n in ha_nodes)
+
+
 def audit_run(
     *,
     params: NetworkParams,
@@ -148,9 +157,7 @@ def audit_run(
     for slot in range(first_slot, last_slot + 1):
         start, end = params.slot_start(slot), params.slot_start(slot + 1)
         active = [i for i in impairments if overlaps(i, start, end, now)]
-        store_cut = any(i.node is None for i in active)
-        impaired = {i.node for i in active if i.node is not None}
-        eligible = not store_cut and any(n not in impaired for n in ha_nodes)
+        eligible = slot_eligible(active, ha_nodes)
         result.eligible_slots += eligible
         faults = sorted({f"{i.kind} {i.node or 'store'}" for i in active})
         kinds = sorted({i.kind for i in active})

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import shlex
 import signal
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from ha_sequencer.chaos.schedule import DEFAULT_FAULT_RATE, IMPLEMENTED, check_inputs, parse_fault_list
+from ha_sequencer.chaos.schedule import DEFAULT_FAULT_RATE, FAULT_CLASSES, check_inputs, parse_fault_list
 from ha_sequencer.devnet.defaults import DEFAULT_DIR, DEFAULT_HA_NODES, DEFAULT_VALIDATORS
 from ha_sequencer.errors import EXIT_FAILURE_FOUND
 
@@ -42,7 +45,7 @@ def chaos(
         "all",
         "--faults",
         envvar=f"{_ENV}FAULTS",
-        help=f"Fault classes, comma-separated ({', '.join(IMPLEMENTED)}).",
+        help=f"Fault classes, comma-separated ({', '.join(FAULT_CLASSES)}).",
     ),
     fault_rate: float = typer.Option(
         DEFAULT_FAULT_RATE, "--fault-rate", envvar=f"{_ENV}FAULT_RATE", help="Chance per slot a fault starts."
@@ -65,19 +68,30 @@ def chaos(
     ),
     ha_nodes: int = typer.Option(DEFAULT_HA_NODES, "--ha-nodes", help="With --start: HA nodes."),
     validators: int = typer.Option(DEFAULT_VALIDATORS, "--validators", help="With --start: validators."),
+    ha_db: str | None = typer.Option(
+        None,
+        "--ha-db",
+        envvar=f"{_ENV}HA_DB",
+        show_default=False,
+        help="With --start: the HA nodes' duty store, postgresql://… (default: the devnet's SQLite file).",
+    ),
 ) -> None:
-    """Seeded faults (kill -9, SIGTERM, SIGSTOP past the lease, store outage) over N slots of a devnet.
+    """Seeded faults (kill -9, SIGTERM, SIGSTOP past the lease, store and L1 outages, gossip partition, clock
+    skew) over N slots of a devnet.
 
     Exit 0 only with 0 equivocations, 0 `Slashed` of the HA identity and fulfilment ≥ --min-fulfilment.
     """
     from ha_sequencer.chaos.report import print_table, write_report
     from ha_sequencer.chaos.run import ChaosSettings, run_chaos
     from ha_sequencer.devnet.commands import _start_devnet
-    from ha_sequencer.devnet.orchestrator import DevnetConfig
+    from ha_sequencer.devnet.orchestrator import DevnetConfig, drop_inherited_secrets
     from ha_sequencer.devnet.state import load_state
+    from ha_sequencer.p2p.gossip import route_libp2p_logs
 
     kinds = parse_fault_list(faults)
     check_inputs(slots, fault_rate, min_fulfilment)
+    drop_inherited_secrets()  # typer has read --ha-db from the environment: no node inherits it from here
+    _bounded_logging(route_libp2p_logs)
     if seed is None:
         seed = random.randrange(1 << 31)
     console = _err if as_json else _out
@@ -96,7 +110,11 @@ def chaos(
         if start:
             devnet, load = _start_devnet(
                 DevnetConfig(
-                    directory=directory, validators=validators, ha_nodes=ha_nodes, slot_duration=slot_duration
+                    directory=directory,
+                    validators=validators,
+                    ha_nodes=ha_nodes,
+                    slot_duration=slot_duration,
+                    ha_db=ha_db,
                 ),
                 say,
             )
@@ -128,6 +146,23 @@ def chaos(
         print_table(report, _out)
     if not report.passed:
         raise typer.Exit(EXIT_FAILURE_FOUND)
+
+
+def _bounded_logging(route_libp2p_logs: Callable[[], None]) -> None:
+    """The watcher runs in this process: its py-libp2p records pass the same bounded, one-line handler as a
+    node's (warnings and up; a contained failure's traceback cut to one line), not raw tracebacks."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.Formatter.converter = time.gmtime
+    route_libp2p_logs()
+
+
+class _OneLineFormatter(logging.Formatter):
+    """One record, one terminal line: py-libp2p's dial failures span lines (peer, protocols, state)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return " ".join(super().format(record).split())
 
 
 def _sigterm_to_interrupt(signum: int, frame: object) -> None:

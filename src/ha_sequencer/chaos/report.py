@@ -16,13 +16,23 @@ from ha_sequencer.chaos.faults import Impairment
 from ha_sequencer.chaos.schedule import Fault
 
 SCHEMA_VERSION = 1
-LANE_COLOURS = {"kill": "#d62728", "term": "#ff7f0e", "pause": "#9467bd", "store": "#8c564b", "l1": "#1f77b4"}
+LANE_COLOURS = {
+    "kill": "#d62728",
+    "term": "#ff7f0e",
+    "pause": "#9467bd",
+    "store": "#8c564b",
+    "l1": "#1f77b4",
+    "partition": "#17becf",
+    "skew": "#bcbd22",
+}
 LANE_LABELS = {
     "kill": "killed",
     "term": "terminated",
     "pause": "paused",
     "store": "store cut",
     "l1": "L1 cut/slow",
+    "partition": "partitioned",
+    "skew": "skewed (and its restarts)",
 }
 
 

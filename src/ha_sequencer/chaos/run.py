@@ -63,7 +63,12 @@ def run_chaos(state: DevnetState, settings: ChaosSettings, say: Callable[[str], 
         lease_s=settings.lease_s,
         allow_total_outage=settings.allow_total_outage,
     )
-    runner.prepare(l1_proxies="l1" in settings.kinds, fault_points="kill" in settings.kinds)
+    runner.prepare(
+        l1_proxies="l1" in settings.kinds,
+        fault_points="kill" in settings.kinds,
+        p2p_proxies="partition" in settings.kinds,
+        store_proxy="store" in settings.kinds,
+    )
     reporter = SlashingReporter(client, devnet_reporter_account())
     alive = [n for n in state.nodes if pid_alive(n.pid)]
     watcher = Watcher(params, [n.multiaddr for n in alive], on_equivocation=reporter)
@@ -103,9 +108,9 @@ def run_chaos(state: DevnetState, settings: ChaosSettings, say: Callable[[str], 
                         runner.end(fault)
                 runner.poll()
                 slot_now = params.slot_at(time.time())
-                if sampled_slot < slot_now <= last:  # once per slot: peers against the nodes that are up
+                if sampled_slot < slot_now <= last:  # once per slot: peers against the nodes reachable
                     sampled_slot = slot_now
-                    up = len(alive) - len(runner.down())
+                    up = len(alive) - len(runner.unreachable())
                     coverage.append((slot_now, watcher.peer_count(), up))
                 if time.time() >= end_at and not actions:
                     break
@@ -148,7 +153,7 @@ def run_chaos(state: DevnetState, settings: ChaosSettings, say: Callable[[str], 
             "expectedPeers": len(alive),
             "messages": watcher.ledger.messages,
             "malformed": watcher.malformed,
-            # slots whose sample had fewer peers than nodes up (a restarted node not yet re-dialled)
+            # slots whose sample had fewer peers than nodes reachable (up, not cut off): a redial pending
             "slotsBelowFullCoverage": [c[0] for c in coverage if c[1] < c[2]],
         }
     finally:

@@ -14,14 +14,16 @@ from typing import Any
 from ha_sequencer.errors import InputError
 from ha_sequencer.ha.faults import MID_DUTY_POINTS
 
-# The classes in the order they are built; `IMPLEMENTED` are the ones this version can inject.
 FAULT_CLASSES = ("kill", "term", "pause", "store", "l1", "partition", "skew")
-IMPLEMENTED = ("kill", "term", "pause", "store", "l1")
-NODE_FAULTS = ("kill", "term", "pause", "l1")  # one HA node impaired while it holds
+NODE_FAULTS = ("kill", "term", "pause", "l1", "partition", "skew")  # one HA node impaired while it holds
 L1_SLOW_FRACTION = 0.5  # of l1 faults: slow rather than down
 MID_DUTY_FRACTION = 0.5  # of kill faults: inside a duty, at one of the guard's fault points
 DEFAULT_FAULT_RATE = 0.15  # chance per slot that a new fault starts
 RECOVERY_S = 12.0  # a restarted node's start-up and sync, counted as down when planning
+# a healed node and its peers redial with a backoff of up to 5 s, jittered ×1.5 (p2p/gossip.py)
+PARTITION_HEAL_S = 8.0
+MAX_SKEW_SLOTS = 0.5  # a skewed clock is off by up to half a slot, either way
+MIN_SKEW_SLOTS = 0.1  # and by at least this much (a skew of 0 tests nothing)
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Fault:
     point: str = (
         ""  # kill: the guard's fault point it dies at (a claim held, a signature unrecorded); "": any
     )
+    skew_s: float = 0.0  # skew: the node's clock offset (libfaketime), negative: behind
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
@@ -50,22 +53,20 @@ class Fault:
             "holdS": round(self.hold_s, 2),
             "delayS": round(self.delay_s, 3),
             "point": self.point,
+            "skewS": round(self.skew_s, 3),
         }
 
 
 def parse_fault_list(spec: str) -> tuple[str, ...]:
-    """`kill,pause` → ("kill", "pause"); `all` → every implemented class (InputError naming the bad one)."""
+    """`kill,pause` → ("kill", "pause"); `all` → every class (InputError naming the bad one)."""
     names = [s.strip() for s in spec.split(",") if s.strip()]
     if not names:
-        raise InputError("--faults: empty list (choose from " + ", ".join(IMPLEMENTED) + ", or all)")
+        raise InputError("--faults: empty list (choose from " + ", ".join(FAULT_CLASSES) + ", or all)")
     if names == ["all"]:
-        return IMPLEMENTED
+        return FAULT_CLASSES
     for name in names:
         if name not in FAULT_CLASSES:
             raise InputError(f"--faults: unknown fault {name!r} (known: {', '.join(FAULT_CLASSES)}, all)")
-        if name not in IMPLEMENTED:
-            available = ", ".join(IMPLEMENTED)
-            raise InputError(f"--faults: {name!r} is not implemented yet (available: {available})")
     return tuple(dict.fromkeys(names))
 
 
@@ -115,7 +116,7 @@ def plan_faults(
         if not free or (not allow_total_outage and down + 1 >= len(ha_nodes)):
             continue
         node = rng.choice(free)
-        delay = 0.0
+        delay = skew = 0.0
         point = ""
         match kind:
             case "kill" | "term":
@@ -131,8 +132,16 @@ def plan_faults(
                 busy = hold
                 if rng.random() < L1_SLOW_FRACTION:
                     delay = rng.uniform(0.2, 1.0) * slot_duration / 4
+            case "partition":
+                hold = rng.uniform(1.0, 3.0) * slot_duration  # cut off, then healed
+                busy = hold + PARTITION_HEAL_S
+            case "skew":
+                # restarted under the skewed clock, which then runs 1-3 slots, then restarted without it
+                hold = recovery_s + rng.uniform(1.0, 3.0) * slot_duration
+                busy = hold + recovery_s
+                skew = rng.choice((-1, 1)) * rng.uniform(MIN_SKEW_SLOTS, MAX_SKEW_SLOTS) * slot_duration
             case _:
                 raise InputError(f"--faults: {kind!r} is not implemented")
         down_until[node] = at + busy
-        faults.append(Fault(len(faults), kind, node, slot, offset, hold, delay, point))
+        faults.append(Fault(len(faults), kind, node, slot, offset, hold, delay, point, skew))
     return faults

@@ -18,13 +18,13 @@ CHUNK = 65536
 
 
 class TcpProxy:
-    """127.0.0.1:`port` → `target`."""
+    """127.0.0.1:`port` → `target`; `listen_port` 0 picks a free port, another takes an endpoint's place."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, listen_port: int = 0) -> None:
         self.target = (target_host, target_port)
         self._server = socket.socket()
         self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._server.bind(("127.0.0.1", 0))
+        self._server.bind(("127.0.0.1", listen_port))
         self._server.listen(ACCEPT_BACKLOG)
         self.port: int = self._server.getsockname()[1]
         self._up = True
@@ -100,6 +100,8 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
+            # the timeout bounds the connect only: an idle connection (a quiet gossip link) stays open
+            upstream.settimeout(None)
             with self._lock:
                 self._conns += [client, upstream]
             threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()

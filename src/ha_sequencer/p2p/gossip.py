@@ -387,6 +387,10 @@ class GossipNode:
             # py-libp2p blocks a peer for 60 s after one failed dial ("negative peer cache"), which would
             # keep a restarted peer unreachable for a minute; our own backoff governs redials instead.
             self._host.get_network().unblock_peer(peer_id)
+            # A bootstrap peer is dialled at the address it was configured with, never at the listen address
+            # its identify reply announced (identity/update.py replaces the peerstore's addresses with it):
+            # behind a proxy or NAT only the configured one is the way in.
+            self._host.get_peerstore().clear_addrs(peer_id)
             try:
                 with trio.fail_after(cfg.dial_timeout_s):
                     await self._host.connect(info)
@@ -462,11 +466,19 @@ class GossipNode:
 
     def peer_count(self) -> int:
         """Peers with an open gossip stream (connected and speaking gossipsub)."""
-        return 0 if self._pubsub is None else len(self._pubsub.peers)
+        return len(self._live_peers())
 
     def peers(self) -> list[str]:
         """Base58 ids of the peers with an open gossip stream."""
-        return [] if self._pubsub is None else sorted(p.to_base58() for p in self._pubsub.peers)
+        return sorted(p.to_base58() for p in self._live_peers())
+
+    def _live_peers(self) -> list[ID]:
+        # pubsub.peers can keep a peer whose connection is gone (a partitioned node reported a peer while it
+        # received nothing): a peer counts only while the swarm holds a connection to it. list() copies the
+        # dict in one step: the chaos watcher asks from another thread.
+        if self._pubsub is None or self._host is None:
+            return []
+        return [p for p in list(self._pubsub.peers) if self._connected(p)]
 
     def topic_peers(self, topic: str) -> list[str]:
         """Base58 ids of connected peers subscribed to `topic`."""
