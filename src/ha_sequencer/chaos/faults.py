@@ -270,6 +270,9 @@ class FaultRunner:
                 bootstrap.append(f"/ip4/127.0.0.1/tcp/{proxy.port}/p2p/{peer.peer_id}")
         self._p2p_outbound[entry.name] = outbound
         argv = _with_arg(argv, "--p2p-port", str(private))
+        # peers are told the advertised port (the inbound proxy), never the private one: a peer that learned
+        # the private port by identify could otherwise reconnect around the proxy and leak through a partition
+        argv = _with_arg(argv, "--p2p-announce-port", str(entry.p2p_port))
         argv = _with_arg(argv, "--bootstrap-nodes", ",".join(bootstrap))
 
         def take_port() -> None:

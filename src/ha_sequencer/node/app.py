@@ -279,6 +279,7 @@ class Node:
             config.p2p_port,
             list(config.bootstrap_nodes),
             listen_host=config.p2p_host,
+            announce_port=config.p2p_announce_port,
             metrics=GossipMetrics(self.metrics.registry),
         )
         publisher = Publisher(

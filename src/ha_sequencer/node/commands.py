@@ -57,6 +57,13 @@ def start(
     p2p_host: str = typer.Option(
         "127.0.0.1", "--p2p-host", envvar=f"{_ENV}P2P_HOST", help="libp2p bind address."
     ),
+    p2p_announce_port: int = typer.Option(
+        0,
+        "--p2p-announce-port",
+        envvar=f"{_ENV}P2P_ANNOUNCE_PORT",
+        help="The TCP port peers are told to dial when a proxy or NAT forwards it to --p2p-port "
+        "(default: --p2p-port).",
+    ),
     bootstrap_nodes: str = typer.Option(
         "", "--bootstrap-nodes", envvar=f"{_ENV}BOOTSTRAP_NODES", help="Peer multiaddrs, comma-separated."
     ),
@@ -183,6 +190,7 @@ def start(
         port=port,
         p2p_port=p2p_port,
         p2p_host=p2p_host,
+        p2p_announce_port=p2p_announce_port,
         bootstrap_nodes=bootstrap_nodes or None,
         allow_insecure_keystore=allow_insecure_keystore,
         keystore_password_file=keystore_password_file,

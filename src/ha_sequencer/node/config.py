@@ -138,6 +138,7 @@ class NodeConfig:
     port: int = DEFAULT_HTTP_PORT
     p2p_port: int = DEFAULT_P2P_PORT
     p2p_host: str = "127.0.0.1"
+    p2p_announce_port: int = 0  # 0: peers are told the listen port
     bootstrap_nodes: tuple[str, ...] = ()
     allow_insecure_keystore: bool = False
     keystore_password_file: Path | None = None
@@ -184,12 +185,13 @@ def build_config(
     funds: FundsSettings | None = None,
     ha_db_allow_async: bool = False,
     allow_fault_injection: bool = False,
+    p2p_announce_port: int = 0,
 ) -> NodeConfig:
     """Validate raw flag values into a NodeConfig (raises ConfigError naming the flag)."""
     if not keystore.exists():
         raise ConfigError(f"--keystore: {keystore} does not exist")
     check_address(rollup, flag="--rollup")
-    for flag, p in (("--port", port), ("--p2p-port", p2p_port)):
+    for flag, p in (("--port", port), ("--p2p-port", p2p_port), ("--p2p-announce-port", p2p_announce_port)):
         if not 0 <= p <= 65535:
             raise ConfigError(f"{flag}: {p} is not a TCP port")
     if doppelganger_slots < 0:
@@ -221,6 +223,7 @@ def build_config(
         port=port,
         p2p_port=p2p_port,
         p2p_host=p2p_host,
+        p2p_announce_port=p2p_announce_port,
         bootstrap_nodes=tuple(parse_multiaddrs(bootstrap_nodes)),
         allow_insecure_keystore=allow_insecure_keystore,
         keystore_password_file=keystore_password_file,

@@ -266,6 +266,7 @@ class GossipNode:
         bootstrap: Sequence[str] = (),
         *,
         listen_host: str = "127.0.0.1",
+        announce_port: int = 0,
         config: GossipConfig | None = None,
         registry: CollectorRegistry | None = None,
         metrics: GossipMetrics | None = None,
@@ -277,6 +278,9 @@ class GossipNode:
         self.peer_id: str = peer_id_of(self._key_pair)
         self._listen = listen_multiaddr(listen_host, listen_port)
         self._listen_host, self._listen_port = listen_host, listen_port
+        # The port peers are told to dial (identify), when it differs from the one we listen on: a proxy or a
+        # NAT forwards it to us. Advertising the listen port then would let peers learn a way around it.
+        self._announce = [listen_multiaddr(listen_host, announce_port)] if announce_port else None
         self._bootstrap = [b for b in parse_bootstrap(bootstrap) if b[1].to_base58() != self.peer_id]
         self._gates: dict[str, TopicGate] = {}
         self._seen = SeenCache(ttl_s=float(self.config.seen_ttl_s))
@@ -305,7 +309,10 @@ class GossipNode:
         cfg = self.config
         ensure_port_free(self._listen_host, self._listen_port)
         self._host = new_host(
-            key_pair=self._key_pair, listen_addrs=[self._listen], muxer_preference=cfg.muxer
+            key_pair=self._key_pair,
+            listen_addrs=[self._listen],
+            muxer_preference=cfg.muxer,
+            announce_addrs=self._announce,
         )
         self._router = GossipSub(
             protocols=[TProtocol(p) for p in (cfg.protocols or DEFAULT_PROTOCOLS)],
