@@ -122,8 +122,16 @@ def main(argv: list[str] | None = None) -> None:
             _err.print(
                 scrub_text("".join(traceback.format_exception(exc)), urls), markup=False, highlight=False
             )
-        first = (str(exc).strip().splitlines() or [""])[0]
-        _fail(f"unexpected {type(exc).__name__}: {first}", EXIT_FAILURE_FOUND, urls)
+        leaf = _first_leaf(exc)
+        first = (str(leaf).strip().splitlines() or [""])[0]
+        _fail(f"unexpected {type(leaf).__name__}: {first}", EXIT_FAILURE_FOUND, urls)
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    """The first exception inside nested exception groups (a Trio nursery's): the one saying what failed."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -139,12 +140,18 @@ def test_store_proxy_url_keeps_user_database_and_options() -> None:
     assert store_endpoint("postgresql:///db?host=/var/run/postgresql") is None
 
 
-def test_skew_env_skews_the_wall_clock_only() -> None:
-    from ha_sequencer.chaos.faults import skew_env
+def test_skew_env_skews_the_wall_clock_and_keeps_sleeps_working() -> None:
+    # A real process under libfaketime: its wall clock is off by the skew, and time.sleep still works (with
+    # FAKETIME_DONT_FAKE_MONOTONIC=1 every sleep raised EINVAL and crashed a skewed node, seed 112).
+    import subprocess
+    import sys
+    import time
 
-    env = skew_env("/lib/libfaketime.so.1", -1.25)
-    assert env == {
-        "LD_PRELOAD": "/lib/libfaketime.so.1",
-        "FAKETIME": "-1.250",
-        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-    }
+    from ha_sequencer.chaos.faults import faketime_library, skew_env
+
+    env = {**os.environ, **skew_env(faketime_library(), -1.25)}
+    code = "import time\nfor _ in range(200): time.sleep(0.0001)\nprint(time.time())"
+    before = time.time()
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    offset = float(out.stdout) - before
+    assert -1.25 - 0.1 < offset < -1.25 + 1.0, offset  # its clock is behind ours by the skew (plus its run)
