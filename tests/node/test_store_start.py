@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from ha_sequencer.errors import EXIT_USAGE
@@ -20,17 +18,6 @@ from ha_sequencer.node.app import Node
 from ha_sequencer.node.config import build_config
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def database(pg_admin_url: str) -> Iterator[tuple[str, int, str]]:
-    name = f"ha_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(pg_admin_url)
-    yield str(info.get("host", "127.0.0.1")), int(info.get("port", 5432)), name
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _free_port() -> int:

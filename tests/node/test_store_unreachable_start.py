@@ -8,8 +8,6 @@ from __future__ import annotations
 import socket
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,17 +20,6 @@ from ha_sequencer.localnet.proxy import TcpProxy
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 PASSWORD = "hunter2-store-secret"  # trust auth ignores it; it must show up nowhere
-
-
-@pytest.fixture
-def database(pg_admin_url: str) -> Iterator[tuple[str, int, str]]:
-    name = f"ha_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(pg_admin_url)
-    yield str(info.get("host", "127.0.0.1")), int(info.get("port", 5432)), name
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _closed_port() -> int:
