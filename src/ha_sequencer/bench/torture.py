@@ -35,8 +35,11 @@ from ha_sequencer.localnet.postgres import PrivatePostgres
 SELF_KILLS_PER_RUN = 60
 TICK_S = 0.02
 KILL_P = 0.003  # per tick: kill -9 one racer
-PAUSE_P = 0.005  # per tick: SIGSTOP one racer for up to 2 leases
-STORE_DROP_P = 0.002  # per tick (PostgreSQL): terminate every connection to the database
+# Seconds between two pauses (SIGSTOP one racer for up to 2 leases) and between two store drops (PostgreSQL:
+# terminate every connection to the database), drawn from the seed: a schedule, not a chance per tick, so even
+# a fast run gets them (a 26 s run once drew no drop at 0.2 % per tick).
+PAUSE_GAP_S = (0.5, 3.0)
+STORE_DROP_GAP_S = (1.0, 5.0)
 STORE_CRASH_P = 0.001  # per tick, a private cluster (`--private-pg`): crash it (-m immediate) and restart it
 # Later lines of postgresql.conf win: a private cluster's throwaway settings back to a durable server's, so
 # that a crash loses only what a real server may lose.
@@ -111,6 +114,8 @@ def torture(
         procs[node_id] = subprocess.Popen(cmd, env=base_env, stdout=subprocess.DEVNULL)
 
     started = time.monotonic()
+    next_pause = started + rng.uniform(*PAUSE_GAP_S)
+    next_drop = started + rng.uniform(*STORE_DROP_GAP_S)
     try:
         for n in range(nodes):
             spawn(f"node-{n}", append=False)
@@ -142,14 +147,16 @@ def torture(
                 killed_by_us.add(procs[victim].pid)
                 procs[victim].kill()
                 counts["kills"] += 1
-            elif live and rng.random() < PAUSE_P:
+            elif live and now >= next_pause:
                 victim = rng.choice(live)
                 os.kill(procs[victim].pid, signal.SIGSTOP)
                 paused[victim] = now + rng.uniform(0.0, 2 * LEASE_S)
                 counts["pauses"] += 1
-            elif db.startswith("postgres") and rng.random() < STORE_DROP_P:
+                next_pause = now + rng.uniform(*PAUSE_GAP_S)
+            elif db.startswith("postgres") and now >= next_drop:
                 _drop_connections(db)
                 counts["storeDrops"] += 1
+                next_drop = now + rng.uniform(*STORE_DROP_GAP_S)
             elif crash_store is not None and rng.random() < STORE_CRASH_P:
                 crash_store()
                 counts["storeCrashes"] += 1
