@@ -23,6 +23,7 @@ from torture_support import (
 )
 
 from ha_sequencer.bench.guard import SEED_ENV
+from ha_sequencer.chaos.faults import faketime_library, skew_env
 from ha_sequencer.ha.backends import open_store
 from ha_sequencer.ha.faults import FAULT_ENV
 from ha_sequencer.ha.sqlite_store import sqlite_path
@@ -35,20 +36,12 @@ SKEWS = {"node-1": LEASE_S / 2, "node-2": -LEASE_S / 2}  # node-0 keeps the real
 # Some claims stall between claim and record for longer than a lease minus the skew but less than a lease: on
 # SQLite the racer ahead adopts them while their claimant is alive (its record then fails: LostClaim).
 STALLS = f"after_claim:delay:{LEASE_S * 0.75}%0.03"
-FAKETIME_SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "ensure-faketime.sh")
 
 
 @pytest.fixture(scope="module")
 def libfaketime() -> str:
     """The path of libfaketime.so.1 (the project's script installs Debian's faketime when absent)."""
-    done = subprocess.run(["bash", FAKETIME_SCRIPT], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.fail(f"libfaketime unavailable: {done.stderr.strip()}")
-    return done.stdout.strip()
-
-
-def _skewed_env(lib: str, offset_s: float) -> dict[str, str]:
-    return {"LD_PRELOAD": lib, "FAKETIME": f"{offset_s:+.3f}"}
+    return faketime_library()
 
 
 def test_faketime_skews_a_process_clock(libfaketime):
@@ -56,7 +49,7 @@ def test_faketime_skews_a_process_clock(libfaketime):
         before = time.time()
         out = subprocess.run(
             [sys.executable, "-c", "import time; print(time.time())"],
-            env={**os.environ, **_skewed_env(libfaketime, offset)},
+            env={**os.environ, **skew_env(libfaketime, offset)},
             capture_output=True,
             text=True,
             check=True,
@@ -74,7 +67,7 @@ def test_skewed_racers_never_release_a_second_digest(store_url, libfaketime):
         p_same=0.5,
         lease_s=LEASE_S,
         env={FAULT_ENV: STALLS},
-        per_node_env={n: _skewed_env(libfaketime, s) for n, s in SKEWS.items()},
+        per_node_env={n: skew_env(libfaketime, s) for n, s in SKEWS.items()},
     )
     result = race.result()
     rows = sqlite_rows(sqlite_path(store_url)) if store_url.startswith("sqlite") else pg_rows(store_url)
