@@ -148,6 +148,19 @@ def test_failover_kill9_inside_a_duty_has_its_claim_adopted(devnet_dir: Path) ->
     assert any(h["adoptedBy"] for h in held) or all(h["fulfilled"] for h in held)
 
 
+def test_failover_kill9_after_a_record_has_the_stored_message_sent(devnet_dir: Path) -> None:
+    # kill -9 by the node's own guard right after it recorded a signature, before releasing or gossiping it:
+    # a twin must send the stored message (the same attestation, or the stored signed block), and the duty
+    # lands on L1 as recorded
+    report = _failover(devnet_dir, "--kill-at", "after_record")
+    assert report["mode"] == "kill" and report["killAt"] == "after_record"
+    assert report["killPointReached"], report["phases"][1]["notes"]
+    _assert_failover(report)
+    held = report["heldByStopped"]
+    assert held and any(h["status"] == "signed" and h["adoptedBy"] is None for h in held), held
+    assert all(h["ok"] and h["fulfilled"] for h in held), held
+
+
 def test_down_leaves_no_process_behind(devnet_dir: Path) -> None:
     state = load_state(devnet_dir)
     pids = [state.supervisor_pid, state.anvil_pid, *(n.pid for n in load_state(devnet_dir).nodes)]

@@ -128,3 +128,50 @@ def test_kill_9_claimant_then_a_peer_adopts(store_url, point):
         assert isinstance(nxt, NewSignature)
     finally:
         store.close()
+
+
+def test_kill_9_after_the_record_leaves_only_the_stored_signature_to_send(store_url):
+    """A process killed -9 between its record and the signature's release: the row is signed in its name,
+    it released nothing, and a peer gets that signature back (same message) or a refusal (another one),
+    never a signature of its own; `recorded` hands a twin the stored message to send."""
+    open_store(store_url, migrate=True).close()
+    account = Account.create()
+    victim_index = 4
+    slot, duty_type = duty_of(victim_index, 1)
+    result = run_race(
+        store_url,
+        nodes=1,
+        duties=8,
+        p_same=1.0,
+        lease_s=0.2,
+        key=account.key,
+        per_node_env={"node-0": {FAULT_ENV: f"after_record:kill@{slot}"}},
+    )
+    assert result.returncodes["node-0"] == -signal.SIGKILL
+    assert [t["slot"] for t in result.traces["node-0"]] == [1, 2, 3, 4]  # died before slot 5's release
+
+    store = open_store(store_url)
+    calls: list[bytes] = []
+
+    def sign(digest: bytes) -> bytes:
+        calls.append(digest)
+        return bytes(Account.unsafe_sign_hash(digest, account.key).signature)
+
+    theirs = digest_for(slot, duty_type, "shared")
+    try:
+        rows = {(r["slot"], r["duty_type"]): r for r in store.export_rows(result.rollup.lower())[0]}
+        row = rows[(slot, duty_type.value)]
+        assert (row["status"], row["digest"], row["node_id"]) == ("signed", theirs, "node-0")
+        assert Account._recover_hash(theirs, signature=row["signature"]) == account.address
+        twin = DutyGuard(store, node_id="twin", rollup=result.rollup)
+        mine = digest_for(slot, duty_type, "twin")
+        assert twin.sign_duty(account.address, slot, duty_type, mine, b"", sign) == Refused(theirs)
+        assert twin.sign_duty(account.address, slot, duty_type, theirs, b"", sign) == SameData(
+            row["signature"]
+        )
+        stored = twin.recorded(account.address, slot, duty_type)
+        assert stored is not None and (stored.digest, stored.signature) == (theirs, row["signature"])
+        assert stored.payload == payload_for(theirs)
+        assert calls == []  # no key was used: the duty was already signed
+    finally:
+        store.close()

@@ -13,16 +13,17 @@ from eth_utils import keccak
 from ha_sequencer.ha.backends import open_store
 from ha_sequencer.ha.faults import parse_faults
 from ha_sequencer.ha.guard import DutyGuard
-from ha_sequencer.ha.outcomes import DutyType, StoreUnavailable
+from ha_sequencer.ha.outcomes import DutyType, StoreUnavailable, signature_of
 from ha_sequencer.l1.client import RollupClient
 from ha_sequencer.monitoring.alerts import NullAlerter
 from ha_sequencer.node.chain import Chain
 from ha_sequencer.node.clock import SlotClock, SlotTiming
 from ha_sequencer.node.committees import CommitteeCache
+from ha_sequencer.node.mempool import Mempool
 from ha_sequencer.node.metrics import NodeMetrics
-from ha_sequencer.node.scheduler import Identity, Scheduler
+from ha_sequencer.node.scheduler import Identity, Scheduler, SlotRecord
 from ha_sequencer.node.sync import Sync
-from ha_sequencer.p2p.topics import ATTESTATION_TOPIC
+from ha_sequencer.p2p.topics import ATTESTATION_TOPIC, PROPOSAL_TOPIC
 from ha_sequencer.protocol.constants import NetworkParams
 from ha_sequencer.protocol.execution import build_block
 from ha_sequencer.protocol.messages import (
@@ -35,6 +36,7 @@ from ha_sequencer.protocol.wire import (
     ProposalMessage,
     SignedBlock,
     attestation_payload,
+    encode_block,
     encode_signed_block,
     parse_attestation,
     parse_proposal,
@@ -219,3 +221,80 @@ def test_a_proposal_that_fails_re_execution_does_not_shadow_the_genuine_one(tmp_
     assert msg.attester == ATTESTER.address and msg.attestation.archive == genuine.signed.block.archive
     invalid = scheduler.metrics.duties.labels(duty="attestation", outcome="invalid_proposal")
     assert invalid._value.get() == 1
+
+
+def test_a_twins_recorded_proposal_that_never_reached_gossip_is_sent_from_the_store(tmp_path: Path) -> None:
+    """Twin A records the slot's proposal and dies before gossiping it (`after_record`); twin B built another
+    block, is refused, sees no proposal on gossip and sends A's stored signed block: the bytes A recorded,
+    nothing signed by B (before this, the slot was lost)."""
+    params = _live_params(slot_duration=12)
+    clock = SlotClock(SlotTiming(params.genesis_time, params.slot_duration))
+    slot = clock.current_slot()
+    committees = CommitteeCache(params)
+    committees.put(params.epoch_of(slot), [ATTESTER.address])  # proposer and sole committee member
+    url = f"sqlite:///{tmp_path / 'd.sqlite'}"
+    twin_a = DutyGuard(
+        open_store(url, migrate=True),
+        node_id="twin-a",
+        rollup=params.rollup,
+        fault_hook=parse_faults("after_record:raise"),
+    )
+    chain_a = Chain(params, [])
+    block_a = build_block(
+        params,
+        chain_a.state,
+        slot=slot,
+        parent_archive=chain_a.tip.archive,
+        txs=[],
+        fee_recipient=b"\x11" * 32,
+    ).block
+    digest_a = proposal_digest(params, block_a.proposal)
+    # recorded, then the fault point fails the call: the signature never leaves A (as if it died there)
+    outcome = twin_a.sign_duty(
+        ATTESTER.address,
+        slot,
+        DutyType.BLOCK_PROPOSAL,
+        digest_a,
+        encode_block(block_a),
+        lambda d: sign_digest(ATTESTER, d),
+    )
+    assert isinstance(outcome, StoreUnavailable) and signature_of(outcome) is None
+    stored = twin_a.recorded(ATTESTER.address, slot, DutyType.BLOCK_PROPOSAL)
+    assert stored is not None and stored.digest == digest_a
+
+    signed_by_b: list[bytes] = []
+
+    def sign_b(digest: bytes) -> bytes:
+        signed_by_b.append(digest)
+        return sign_digest(ATTESTER, digest)
+
+    twin_b = DutyGuard(open_store(url, migrate=True), node_id="twin-b", rollup=params.rollup)
+    gossiped: list[tuple[str, bytes]] = []
+    scheduler = _scheduler(
+        twin_b,
+        gossiped,
+        params=params,
+        clock=clock,
+        chain=Chain(params, []),
+        committees=committees,
+        mempool=Mempool(params, 8),
+        identities=[Identity(ATTESTER.address, bytes(32), sign_b)],  # B's fee recipient: another block
+    )
+    identity = scheduler.identities[ATTESTER.address]
+
+    async def propose_until_gossiped() -> None:
+        with trio.move_on_after(params.slot_duration):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(scheduler._propose, slot, identity, SlotRecord(slot))
+                while not gossiped:
+                    await trio.sleep(0.05)
+                nursery.cancel_scope.cancel()  # the rest is collecting votes: not this test's
+
+    trio.run(propose_until_gossiped)
+    assert [topic for topic, _ in gossiped] == [PROPOSAL_TOPIC]
+    sent = parse_proposal(params, gossiped[0][1])
+    assert sent.digest == digest_a and sent.signed.block == block_a
+    assert sent.signed.signature == stored.signature
+    assert signed_by_b == []  # B's key signed nothing: the refused block was never signed
+    assert scheduler.proposals[slot] == {digest_a: sent}
+    assert scheduler.metrics.proposals_resent._value.get() == 1

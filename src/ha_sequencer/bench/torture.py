@@ -26,7 +26,7 @@ from typing import Any
 from eth_account import Account
 
 from ha_sequencer.bench.guard import KEY_ENV, race_seed, signer_of
-from ha_sequencer.ha.faults import FAULT_ENV, MID_DUTY_POINTS
+from ha_sequencer.ha.faults import FAULT_ENV, KILL_POINTS
 from ha_sequencer.localnet.postgres import PrivatePostgres
 
 # About this many self-kills per run whatever its size: each costs a restart (a process start, ~0.3 s of CPU),
@@ -85,11 +85,11 @@ def torture(
     account = Account.create()
     rollup = Account.create().address
     work = Path(tempfile.mkdtemp(prefix="ha-torture-"))
-    self_kill_p = SELF_KILLS_PER_RUN / (nodes * duties * len(MID_DUTY_POINTS))
+    self_kill_p = SELF_KILLS_PER_RUN / (nodes * duties * len(KILL_POINTS))
     base_env = {
         **os.environ,
         KEY_ENV: account.key.hex(),
-        FAULT_ENV: ",".join(f"{p}:kill%{self_kill_p:.3g}" for p in MID_DUTY_POINTS),
+        FAULT_ENV: ",".join(f"{p}:kill%{self_kill_p:.3g}" for p in KILL_POINTS),
     }
     procs: dict[str, subprocess.Popen[bytes]] = {}
     counts = {"kills": 0, "selfKills": 0, "pauses": 0, "restarts": 0, "storeDrops": 0, "storeCrashes": 0}

@@ -37,7 +37,7 @@ from ha_sequencer.devnet.state import (
     wait_gone,
 )
 from ha_sequencer.errors import InputError
-from ha_sequencer.ha.faults import FAULT_ENV, MID_DUTY_POINTS
+from ha_sequencer.ha.faults import FAULT_ENV, KILL_POINTS
 from ha_sequencer.l1.anvil import free_port
 from ha_sequencer.localnet.proxy import TcpProxy
 
@@ -232,7 +232,7 @@ class FaultRunner:
         url = urlsplit(self.state.l1_rpc_url)
         if fault_points:
             self.arm_dir.mkdir(parents=True, exist_ok=True)
-            spec = ",".join(f"{p}:kill!{self.arm_dir}/{p}.{{pid}}" for p in MID_DUTY_POINTS)
+            spec = ",".join(f"{p}:kill!{self.arm_dir}/{p}.{{pid}}" for p in KILL_POINTS)
             self._extra_env = {FAULT_ENV: spec}
         if store_proxy:
             endpoint = store_endpoint(self._store_url)

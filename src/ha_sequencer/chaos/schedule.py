@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ha_sequencer.errors import InputError
-from ha_sequencer.ha.faults import MID_DUTY_POINTS
+from ha_sequencer.ha.faults import KILL_POINTS
 
 FAULT_CLASSES = ("kill", "term", "pause", "store", "l1", "partition", "skew")
 NODE_FAULTS = ("kill", "term", "pause", "l1", "partition", "skew")  # one HA node impaired while it holds
@@ -121,7 +121,7 @@ def plan_faults(
         match kind:
             case "kill" | "term":
                 if kind == "kill" and rng.random() < MID_DUTY_FRACTION:
-                    point = rng.choice(MID_DUTY_POINTS)
+                    point = rng.choice(KILL_POINTS)
                 hold = rng.uniform(0.0, 2.0) * slot_duration  # then restart
                 busy = hold + recovery_s
             case "pause":

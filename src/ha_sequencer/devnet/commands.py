@@ -21,7 +21,7 @@ from ha_sequencer.devnet.defaults import (
     DEFAULT_VALIDATORS,
 )
 from ha_sequencer.devnet.state import load_state, pid_alive
-from ha_sequencer.ha.faults import MID_DUTY_POINTS
+from ha_sequencer.ha.faults import KILL_POINTS
 
 if TYPE_CHECKING:
     from ha_sequencer.devnet.orchestrator import DevnetConfig
@@ -267,8 +267,9 @@ def failover_test(
         metavar="POINT",
         show_default=False,
         help="Kill inside a duty (implies --kill): the node's own guard kills it at this fault point of its "
-        "next duty (after_claim: claim held; after_sign / before_record: signed, not recorded), then the "
-        "run proves from the store's rows that a twin adopted the claim or the duty was fulfilled on L1. "
+        "next duty (after_claim: claim held; after_sign / before_record: signed, not recorded; after_record: "
+        "recorded, not released or gossiped), then the run proves from the store's rows that a twin adopted "
+        "the claim or the duty was fulfilled on L1. "
         "Restarts the node (--node, default the first HA node) with --allow-fault-injection first.",
     ),
     store_failover: bool = typer.Option(
@@ -307,10 +308,9 @@ def failover_test(
         raise typer.BadParameter(
             "--store-failover kills the store's primary: no --kill, --kill-at or --node with it"
         )
-    if kill_at is not None and kill_at not in MID_DUTY_POINTS:
+    if kill_at is not None and kill_at not in KILL_POINTS:
         raise typer.BadParameter(
-            f"--kill-at {kill_at!r}: not a guard fault point inside a duty "
-            f"(one of {', '.join(MID_DUTY_POINTS)})"
+            f"--kill-at {kill_at!r}: not a guard fault point inside a duty (one of {', '.join(KILL_POINTS)})"
         )
     if store_failover and ha_db is not None:
         raise typer.BadParameter("--store-failover runs on the devnet's store cluster: no --ha-db with it")

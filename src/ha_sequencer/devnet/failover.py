@@ -61,7 +61,7 @@ from ha_sequencer.devnet.watcher import (
 )
 from ha_sequencer.errors import InputError
 from ha_sequencer.ha.backends import open_store
-from ha_sequencer.ha.faults import FAULT_ENV, MID_DUTY_POINTS
+from ha_sequencer.ha.faults import FAULT_ENV, KILL_POINTS
 from ha_sequencer.ha.store import DutyKey
 from ha_sequencer.l1.client import RollupClient
 
@@ -176,7 +176,9 @@ class HeldDuty:
 
     slot: int
     duty: str
-    status: str  # the row's status at the end: signed (by a twin that adopted it) or still signing
+    # the row's status at the end: signed (by a twin that adopted it, or by the killed node itself, which
+    # recorded it and died before releasing it: --kill-at after_record) or still signing
+    status: str
     adopted_by: str | None
     fulfilled: bool  # on L1: the identity's block for the slot, or its attestation in the slot's block
 
@@ -324,10 +326,10 @@ class FailoverTest:
         node: str | None = None,
         say: Callable[[str], None] = print,
     ) -> None:
-        if kill_at is not None and kill_at not in MID_DUTY_POINTS:
+        if kill_at is not None and kill_at not in KILL_POINTS:
             raise InputError(
                 f"--kill-at {kill_at!r}: not a guard fault point inside a duty "
-                f"(one of {', '.join(MID_DUTY_POINTS)})"
+                f"(one of {', '.join(KILL_POINTS)})"
             )
         if slots_per_phase < 1:
             raise InputError(f"--slots: at least 1 slot per phase, got {slots_per_phase}")
@@ -447,18 +449,36 @@ class FailoverTest:
             attestation_inclusion=self._inclusion(s0, last),
             kill_at=self.kill_at,
             kill_point_reached=self.kill_point_reached,
-            held_by_target=self._held_by(target.name, s0 + n, restart_slot - 1) if self.kill else [],
+            held_by_target=self._held_by(
+                target.name,
+                s0 + n,
+                restart_slot - 1,
+                # the guard killed it in the slot its death was seen in, or (seen late) the one before
+                recorded_in=(stop_slot - 1, stop_slot) if self.kill_at == "after_record" else None,
+            )
+            if self.kill
+            else [],
         )
 
-    def _held_by(self, node: str, first: int, last: int) -> list[HeldDuty]:
+    def _held_by(
+        self, node: str, first: int, last: int, *, recorded_in: tuple[int, int] | None = None
+    ) -> list[HeldDuty]:
         """The identity's duties in [first, last] that `node` left unfinished when it was killed: rows still
-        `signing` in its name, and rows a twin adopted from it; each judged adopted or fulfilled on L1."""
+        `signing` in its name, rows a twin adopted from it, and (`recorded_in`: the slots it was killed in,
+        after a record) the rows it recorded there, one of them never released; each judged adopted or
+        fulfilled on L1."""
         rows = stored_duties(self.state.ha_db_url(), self.state.rollup, self.ha)
         held: list[HeldDuty] = []
         for r in rows:
             if not first <= r.slot <= last:
                 continue
-            if r.adopted_from == node or (r.node_id == node and r.status != "signed"):
+            recorded = (
+                recorded_in is not None
+                and recorded_in[0] <= r.slot <= recorded_in[1]
+                and r.node_id == node
+                and r.adopted_from is None
+            )
+            if r.adopted_from == node or (r.node_id == node and r.status != "signed") or recorded:
                 adopted_by = r.node_id if r.adopted_from == node and r.status == "signed" else None
                 held.append(HeldDuty(r.slot, r.duty_type, r.status, adopted_by, self._fulfilled(r)))
         return held

@@ -8,8 +8,11 @@ import signal
 import time
 from collections.abc import Callable
 
-FAULT_POINTS = ("before_claim", "after_claim", "after_sign", "before_record")
-MID_DUTY_POINTS = FAULT_POINTS[1:]  # a claim is held: a peer must adopt
+FAULT_POINTS = ("before_claim", "after_claim", "after_sign", "before_record", "after_record")
+MID_DUTY_POINTS = FAULT_POINTS[1:4]  # a claim is held: a peer must adopt
+# Inside a duty: a claim held (a peer adopts it), or the signature recorded and never released or gossiped
+# (a peer sends the stored message: the only one the duty may carry).
+KILL_POINTS = FAULT_POINTS[1:]
 FAULT_ENV = "HA_GUARD_FAULTS"
 
 FaultHook = Callable[[str, int], None]

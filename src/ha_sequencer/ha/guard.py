@@ -72,6 +72,16 @@ class DutyRequest:
     deadline: float | None = None  # wall-clock seconds: the last moment its signature may leave
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedDuty:
+    """A duty's recorded signature and its payload: the only message the duty may ever carry. Sending it
+    again (a twin recorded it and died before gossiping) signs nothing new."""
+
+    digest: bytes
+    signature: bytes
+    payload: bytes = field(repr=False)
+
+
 # The duty key holds addresses in one spelling (0x + 40 lowercase hex): any other spelling would open a second
 # scope for the same attester, i.e. a second chance to sign the same duty.
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -266,6 +276,9 @@ class DutyGuard:
             [DutyRecordRequest(keys[i], claims[i].token, sig) for i, sig in signed.items()]
         )
         done = dict(zip(signed, recorded, strict=True))
+        for i in signed:
+            if done[i]:
+                self._inject("after_record", keys[i].slot)
         outcomes: list[Outcome] = []
         for i, result in enumerate(results):
             match result:
@@ -378,6 +391,7 @@ class DutyGuard:
         self._inject("after_sign", key.slot)
         self._inject("before_record", key.slot)
         if self.store.record(key, token, signature):
+            self._inject("after_record", key.slot)
             return make(signature)
         return self._not_recorded(key)
 
@@ -387,6 +401,16 @@ class DutyGuard:
         if halted is not None:
             return Halted(halted)
         return LostClaim(self.store.holder(key))
+
+    def recorded(self, attester: str, slot: int, duty_type: DutyType) -> RecordedDuty | None:
+        """The duty's recorded message (signature and payload), if a node of the identity recorded it; None
+        while it is unclaimed or still being signed. Reads only: raises `DutyStoreError` when the store does
+        not answer."""
+        key = DutyKey(self.rollup, _address(attester, f"attester (slot {slot})"), int(slot), duty_type.value)
+        row = self.store.fetch(key).row
+        if row is None or row.status is not DutyStatus.SIGNED or row.signature is None:
+            return None
+        return RecordedDuty(row.digest, row.signature, row.payload)
 
     def _inject(self, point: str, slot: int) -> None:
         if self._fault is not None:

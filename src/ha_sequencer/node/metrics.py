@@ -31,6 +31,11 @@ class NodeMetrics:
         self.quorum = Counter(
             f"{PREFIX}_proposals_total", "Own proposals by result (quorum, no_quorum)", ["result"], registry=r
         )
+        self.proposals_resent = Counter(
+            f"{PREFIX}_proposals_resent_total",
+            "A twin's recorded proposal sent again from the duty store (it never reached gossip)",
+            registry=r,
+        )
         self.proposal_latency = Histogram(
             f"{PREFIX}_proposal_latency_seconds",
             "Seconds after slot start, by stage (gossiped, quorum, submitted, mined)",

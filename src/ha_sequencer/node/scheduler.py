@@ -4,7 +4,8 @@ Every attester signature goes through the duty guard (DESIGN.md: High availabili
 - NewSignature / SameData: release the signature (SameData: an HA twin signed the same digest; broadcasting
   the identical bytes again is redundancy, not equivocation).
 - Adopted: a twin died mid-duty; finish *its* message (the stored payload), never ours.
-- Busy / Refused for a proposal: a twin holds it; stand by as backup publisher of the twin's block.
+- Busy / Refused for a proposal: a twin holds it; stand by as backup publisher of the twin's block, and send
+  the twin's recorded block from the duty store if gossip has not brought it (the twin died in between).
 - Refused / BelowWatermark / LostClaim / StoreUnavailable / DeadlinePassed: sign nothing; counted. A refused
   attestation also raises an alert through `SignatureAlerts` (cleared by the next one signed normally).
 - Every guard call carries the duty's deadline in its slot and is retried while the store is unavailable,
@@ -22,6 +23,7 @@ from typing import Protocol, assert_never
 import trio
 from eth_account.signers.local import LocalAccount
 
+from ha_sequencer.ha.errors import DutyStoreError
 from ha_sequencer.ha.guard import DutyGuard, DutyRequest
 from ha_sequencer.ha.outcomes import (
     Adopted,
@@ -82,6 +84,7 @@ log = logging.getLogger(__name__)
 # Fractions of a slot (a slot is a few seconds; L1 must mine the proposal inside it)
 FULL_COMMITTEE_DEADLINE = 0.5  # once a quorum is in, wait until here for the rest of the committee
 BACKUP_WAIT = 0.5  # a yielding HA twin waits this long for the holder's proposal to appear on gossip
+RESEND_AFTER = 0.2  # by then a yielding twin that saw no proposal sends the one a twin recorded, if any
 ATTEST_UNTIL = 0.8  # attestations after this cannot make it into an L1 block of this slot
 
 RECORDS_KEPT = 512  # slots of per-slot timings kept for /status and benchmarks
@@ -388,19 +391,59 @@ class Scheduler:
         await self._collect_and_publish(slot, identity, msg, record)
 
     async def _backup_proposer(self, slot: int, identity: Identity, record: SlotRecord) -> None:
-        msg = None
-        with trio.move_on_at(self.clock.slot_deadline(slot, BACKUP_WAIT)):
-            while msg is None:
-                seen = [p for p in self.proposals.get(slot, {}).values() if p.proposer == identity.attester]
-                if seen:
-                    msg = seen[0]
-                else:
-                    await self._proposal_arrived.wait()
+        msg = await self._twin_proposal(slot, identity, RESEND_AFTER)
+        if msg is None:
+            msg = await self._resend_recorded(slot, identity, record)
+        if msg is None:
+            msg = await self._twin_proposal(slot, identity, BACKUP_WAIT)
         if msg is None:
             log.info("slot %d: no proposal from the HA twin seen in time", slot)
             return
         # the twin's block: collect its quorum too and publish if the twin does not (the guard decides)
         await self._collect_and_publish(slot, identity, msg, record)
+
+    async def _twin_proposal(self, slot: int, identity: Identity, until: float) -> ProposalMessage | None:
+        """The identity's proposal of `slot` as gossip brought it, waited for until `until` (of the slot)."""
+        with trio.move_on_at(self.clock.slot_deadline(slot, until)):
+            while True:
+                seen = [p for p in self.proposals.get(slot, {}).values() if p.proposer == identity.attester]
+                if seen:
+                    return seen[0]
+                await self._proposal_arrived.wait()
+        return None
+
+    async def _resend_recorded(
+        self, slot: int, identity: Identity, record: SlotRecord
+    ) -> ProposalMessage | None:
+        """A twin recorded the slot's proposal and none reached us: it died before gossiping it (or its gossip
+        was lost). Send the stored signed block: the only message the duty may carry, its bytes already
+        signed and recorded (nothing is signed here). None while no twin has recorded one."""
+        try:
+            stored = await trio.to_thread.run_sync(
+                self.guard.recorded,
+                identity.attester,
+                slot,
+                DutyType.BLOCK_PROPOSAL,
+                limiter=self._guard_threads,
+            )
+        except DutyStoreError as exc:
+            log.warning("slot %d: the recorded proposal could not be read: %s", slot, exc)
+            return None
+        if stored is None:
+            return None
+        msg = parse_proposal(
+            self.params, encode_signed_block(SignedBlock(decode_block(stored.payload), stored.signature))
+        )
+        log.warning(
+            "slot %d: the HA twin's recorded proposal 0x%s… never reached gossip: sending the stored copy",
+            slot,
+            msg.signed.block.archive.hex()[:12],
+        )
+        await self._gossip(PROPOSAL_TOPIC, encode_signed_block(msg.signed))
+        record.proposal_gossiped = self.clock.since_slot_start(slot)
+        self.metrics.proposals_resent.inc()
+        self._note_proposal(msg)
+        return msg
 
     async def _collect_and_publish(
         self, slot: int, identity: Identity, msg: ProposalMessage, record: SlotRecord
