@@ -85,6 +85,7 @@ log = logging.getLogger(__name__)
 FULL_COMMITTEE_DEADLINE = 0.5  # once a quorum is in, wait until here for the rest of the committee
 BACKUP_WAIT = 0.5  # a yielding HA twin waits this long for the holder's proposal to appear on gossip
 RESEND_AFTER = 0.2  # by then a yielding twin that saw no proposal sends the one a twin recorded, if any
+RESEND_EVERY = 0.1  # and looks in the store again this often until BACKUP_WAIT
 ATTEST_UNTIL = 0.8  # attestations after this cannot make it into an L1 block of this slot
 
 RECORDS_KEPT = 512  # slots of per-slot timings kept for /status and benchmarks
@@ -391,11 +392,15 @@ class Scheduler:
         await self._collect_and_publish(slot, identity, msg, record)
 
     async def _backup_proposer(self, slot: int, identity: Identity, record: SlotRecord) -> None:
-        msg = await self._twin_proposal(slot, identity, RESEND_AFTER)
-        if msg is None:
+        # gossip first; then, until BACKUP_WAIT, the store: a twin that recorded the block and died (or whose
+        # gossip was lost) left it there, maybe only after a live holder's long signing made us Busy
+        at = RESEND_AFTER
+        msg = await self._twin_proposal(slot, identity, at)
+        while msg is None and at < BACKUP_WAIT:
             msg = await self._resend_recorded(slot, identity, record)
-        if msg is None:
-            msg = await self._twin_proposal(slot, identity, BACKUP_WAIT)
+            if msg is None:
+                at = min(at + RESEND_EVERY, BACKUP_WAIT)
+                msg = await self._twin_proposal(slot, identity, at)
         if msg is None:
             log.info("slot %d: no proposal from the HA twin seen in time", slot)
             return
