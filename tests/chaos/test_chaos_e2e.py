@@ -22,7 +22,10 @@ from ha_sequencer.chaos.schedule import FAULT_CLASSES
 
 pytestmark = pytest.mark.slow
 
-SEED = 112  # draws every class (l1 down and slow, a kill inside a duty) within 40 slots at rate 0.3
+# draws every class in 40 slots at rate 0.3: l1 down and slow, kills at a random moment, at after_claim and at
+# after_record (seed 112 until after_record joined the kill points and changed its draws); its partition of a
+# node killed twice before leaked through the library's own dials until BootstrapPeerStore
+SEED = 1950
 SLOTS = 40
 
 

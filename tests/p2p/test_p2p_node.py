@@ -185,3 +185,43 @@ def test_a_cut_proxy_holds_when_the_peer_behind_it_announces_the_proxy(tmp_path)
             proxy.close()
 
     trio.run(main)
+
+
+def test_a_bootstrap_peer_is_dialled_only_at_its_configured_address(tmp_path):
+    # `b` reaches `a` through a proxy of its own (a chaos partition's outbound proxy, or a tunnel), while `a`
+    # announces its real listen address. Identify puts that address in b's peerstore, and the library dials on
+    # its own (publishing to a mesh peer whose connection dropped): it must dial the configured address only,
+    # so that cutting b's proxy cuts b off. Without BootstrapPeerStore b reached `a` directly within a second
+    # and `a` kept receiving b's messages (a chaos partition leaked so, seed 1950).
+    from ha_sequencer.localnet.proxy import TcpProxy
+
+    async def wait_peers(node: GossipNode, count: int) -> None:
+        with trio.fail_after(20):
+            while node.peer_count() != count:
+                await trio.sleep(0.05)
+
+    async def main() -> None:
+        async with GossipNode(tmp_path / "a", 0, config=FAST) as a:
+            await a.subscribe(TX_TOPIC, accept)
+            proxy = TcpProxy("127.0.0.1", int(a.multiaddr.split("/")[4]))
+            try:
+                via_proxy = f"/ip4/127.0.0.1/tcp/{proxy.port}/p2p/{a.peer_id}"
+                async with GossipNode(tmp_path / "b", 0, [via_proxy], config=FAST) as b:
+                    await b.subscribe(TX_TOPIC, accept)
+                    await wait_peers(b, 1)
+                    await trio.sleep(1.0)  # identify has answered; the mesh has formed
+                    proxy.cut()
+                    await wait_peers(b, 0)
+                    for i in range(15):  # publications and redials (backoff ≤ 0.5 s) for 3 s
+                        await b.publish(TX_TOPIC, b"while cut %d" % i)
+                        await trio.sleep(0.2)
+                    assert b.peer_count() == 0 and a.peer_count() == 0
+                    with trio.move_on_after(0.5):
+                        got = await a.messages.receive()
+                        raise AssertionError(f"a received {got.data!r} while b's only way to it was cut")
+                    proxy.restore()
+                    await wait_peers(b, 1)
+            finally:
+                proxy.close()
+
+    trio.run(main)

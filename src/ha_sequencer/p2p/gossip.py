@@ -39,6 +39,7 @@ from libp2p import new_host
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.peer.peerstore import PeerStore
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
@@ -128,6 +129,24 @@ def parse_bootstrap(addrs: Sequence[str]) -> list[tuple[str, ID, Any]]:
             ) from None
         parsed.append((addr, info.peer_id, info))
     return parsed
+
+
+class BootstrapPeerStore(PeerStore):
+    """A peerstore that gives a bootstrap peer's configured address as its only address.
+
+    Identify replaces a peer's addresses with the ones it announces, and py-libp2p dials on its own whenever
+    it wants a stream to a peer whose connection dropped (pubsub sending to a mesh peer): at the announced
+    address, around the proxy or NAT that only the configured one crosses. A chaos partition leaked that way:
+    the cut node redialled its peers directly within a second and kept receiving gossip (seed 1950)."""
+
+    def __init__(self, pinned: dict[ID, list[multiaddr.Multiaddr]]) -> None:
+        super().__init__()
+        self._pinned = pinned
+
+    def addrs(self, peer_id: ID) -> list[multiaddr.Multiaddr]:
+        """The configured address of a bootstrap peer; what the store holds for any other."""
+        pinned = self._pinned.get(peer_id)
+        return list(pinned) if pinned is not None else super().addrs(peer_id)
 
 
 def listen_multiaddr(host: str, port: int) -> multiaddr.Multiaddr:
@@ -313,6 +332,7 @@ class GossipNode:
             listen_addrs=[self._listen],
             muxer_preference=cfg.muxer,
             announce_addrs=self._announce,
+            peerstore_opt=BootstrapPeerStore({peer: list(info.addrs) for _, peer, info in self._bootstrap}),
         )
         self._router = GossipSub(
             protocols=[TProtocol(p) for p in (cfg.protocols or DEFAULT_PROTOCOLS)],
@@ -394,10 +414,8 @@ class GossipNode:
             # py-libp2p blocks a peer for 60 s after one failed dial ("negative peer cache"), which would
             # keep a restarted peer unreachable for a minute; our own backoff governs redials instead.
             self._host.get_network().unblock_peer(peer_id)
-            # A bootstrap peer is dialled at the address it was configured with, never at the listen address
-            # its identify reply announced (identity/update.py replaces the peerstore's addresses with it):
-            # behind a proxy or NAT only the configured one is the way in.
-            self._host.get_peerstore().clear_addrs(peer_id)
+            # Dialled at its configured address (BootstrapPeerStore), never at the one its identify reply
+            # announced: behind a proxy or NAT only the configured one is the way in.
             try:
                 with trio.fail_after(cfg.dial_timeout_s):
                     await self._host.connect(info)
