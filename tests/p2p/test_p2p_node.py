@@ -225,3 +225,19 @@ def test_a_bootstrap_peer_is_dialled_only_at_its_configured_address(tmp_path):
                 proxy.close()
 
     trio.run(main)
+
+
+def test_only_bootstrap_peers_have_an_address_to_dial() -> None:
+    from libp2p.crypto.secp256k1 import create_new_key_pair
+    from libp2p.peer.id import ID
+
+    from ha_sequencer.p2p.gossip import BootstrapPeerStore
+
+    configured, other = (ID.from_pubkey(create_new_key_pair().public_key) for _ in range(2))
+    via_proxy = multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/4001")
+    store = BootstrapPeerStore({configured: [via_proxy]})
+    # what identify leaves in the store: each peer's announced listen address
+    store.add_addrs(configured, [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/5001")], 7200)
+    store.add_addrs(other, [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/5002")], 7200)
+    assert store.addrs(configured) == [via_proxy]
+    assert store.addrs(other) == []

@@ -132,21 +132,22 @@ def parse_bootstrap(addrs: Sequence[str]) -> list[tuple[str, ID, Any]]:
 
 
 class BootstrapPeerStore(PeerStore):
-    """A peerstore that gives a bootstrap peer's configured address as its only address.
+    """A peerstore through which the node dials only its bootstrap peers, each at its configured address.
 
     Identify replaces a peer's addresses with the ones it announces, and py-libp2p dials on its own whenever
     it wants a stream to a peer whose connection dropped (pubsub sending to a mesh peer): at the announced
     address, around the proxy or NAT that only the configured one crosses. A chaos partition leaked that way:
-    the cut node redialled its peers directly within a second and kept receiving gossip (seed 1950)."""
+    the cut node redialled its peers directly within a second and kept receiving gossip (seed 1950). A peer
+    that dialled us (a watcher, a node we were not told of) gets no address: if its connection drops, it
+    redials us; the library's auto-connector would otherwise dial it at whatever address it announced."""
 
     def __init__(self, pinned: dict[ID, list[multiaddr.Multiaddr]]) -> None:
         super().__init__()
         self._pinned = pinned
 
     def addrs(self, peer_id: ID) -> list[multiaddr.Multiaddr]:
-        """The configured address of a bootstrap peer; what the store holds for any other."""
-        pinned = self._pinned.get(peer_id)
-        return list(pinned) if pinned is not None else super().addrs(peer_id)
+        """The configured address of a bootstrap peer; none for any other (nothing to dial)."""
+        return list(self._pinned.get(peer_id, ()))
 
 
 def listen_multiaddr(host: str, port: int) -> multiaddr.Multiaddr:
