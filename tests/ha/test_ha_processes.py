@@ -71,12 +71,11 @@ def test_three_processes_race_on_a_thousand_duties(store_url):
         store.close()
 
 
-@pytest.mark.parametrize("point", MID_DUTY_POINTS)
-def test_kill_9_claimant_then_a_peer_adopts(store_url, point):
+def _killed_in_slot_5(store_url: str, point: str):
+    """One racer over duties 1…8 that its guard kills -9 at `point` of slot 5's duty."""
     open_store(store_url, migrate=True).close()
     account = Account.create()
-    victim_index = 4
-    slot, duty_type = duty_of(victim_index, 1)
+    slot, duty_type = duty_of(4, 1)
     result = run_race(
         store_url,
         nodes=1,
@@ -88,14 +87,23 @@ def test_kill_9_claimant_then_a_peer_adopts(store_url, point):
     )
     assert result.returncodes["node-0"] == -signal.SIGKILL
     assert [t["slot"] for t in result.traces["node-0"]] == [1, 2, 3, 4]  # died inside slot 5's duty
+    return account, slot, duty_type, result
 
-    store = open_store(store_url)
-    calls: list[bytes] = []
 
+def _signer(account, calls: list[bytes]):
     def sign(digest: bytes) -> bytes:
         calls.append(digest)
         return bytes(Account.unsafe_sign_hash(digest, account.key).signature)
 
+    return sign
+
+
+@pytest.mark.parametrize("point", MID_DUTY_POINTS)
+def test_kill_9_claimant_then_a_peer_adopts(store_url, point):
+    account, slot, duty_type, result = _killed_in_slot_5(store_url, point)
+    store = open_store(store_url)
+    calls: list[bytes] = []
+    sign = _signer(account, calls)
     theirs = digest_for(slot, duty_type, "shared")
     outs: list = []
 
@@ -134,29 +142,10 @@ def test_kill_9_after_the_record_leaves_only_the_stored_signature_to_send(store_
     """A process killed -9 between its record and the signature's release: the row is signed in its name,
     it released nothing, and a peer gets that signature back (same message) or a refusal (another one),
     never a signature of its own; `recorded` hands a twin the stored message to send."""
-    open_store(store_url, migrate=True).close()
-    account = Account.create()
-    victim_index = 4
-    slot, duty_type = duty_of(victim_index, 1)
-    result = run_race(
-        store_url,
-        nodes=1,
-        duties=8,
-        p_same=1.0,
-        lease_s=0.2,
-        key=account.key,
-        per_node_env={"node-0": {FAULT_ENV: f"after_record:kill@{slot}"}},
-    )
-    assert result.returncodes["node-0"] == -signal.SIGKILL
-    assert [t["slot"] for t in result.traces["node-0"]] == [1, 2, 3, 4]  # died before slot 5's release
-
+    account, slot, duty_type, result = _killed_in_slot_5(store_url, "after_record")
     store = open_store(store_url)
     calls: list[bytes] = []
-
-    def sign(digest: bytes) -> bytes:
-        calls.append(digest)
-        return bytes(Account.unsafe_sign_hash(digest, account.key).signature)
-
+    sign = _signer(account, calls)
     theirs = digest_for(slot, duty_type, "shared")
     try:
         rows = {(r["slot"], r["duty_type"]): r for r in store.export_rows(result.rollup.lower())[0]}

@@ -146,6 +146,12 @@ def test_hostile_wire_input_is_contained_and_the_node_keeps_gossiping(tmp_path, 
     trio.run(main)
 
 
+async def _wait_peers(node: GossipNode, count: int) -> None:
+    with trio.fail_after(20):
+        while node.peer_count() != count:
+            await trio.sleep(0.05)
+
+
 def test_a_cut_proxy_holds_when_the_peer_behind_it_announces_the_proxy(tmp_path):
     # A node behind a proxy (or NAT) that announces the proxy's port: identify tells its peers that port,
     # never the private listen port; cutting the proxy cuts it off for good, through every redial, and
@@ -156,11 +162,6 @@ def test_a_cut_proxy_holds_when_the_peer_behind_it_announces_the_proxy(tmp_path)
     from ha_sequencer.l1.anvil import free_port
     from ha_sequencer.localnet.proxy import TcpProxy
 
-    async def wait_peers(node: GossipNode, count: int) -> None:
-        with trio.fail_after(20):
-            while node.peer_count() != count:
-                await trio.sleep(0.05)
-
     async def main() -> None:
         listen, proxy_port = free_port(), free_port()
         proxy = TcpProxy("127.0.0.1", listen, listen_port=proxy_port)
@@ -170,17 +171,17 @@ def test_a_cut_proxy_holds_when_the_peer_behind_it_announces_the_proxy(tmp_path)
                 assert f"/tcp/{proxy_port}/" in a.multiaddr, a.multiaddr
                 async with GossipNode(tmp_path / "b", 0, [a.multiaddr], config=FAST) as b:
                     await b.subscribe(TX_TOPIC, accept)
-                    await wait_peers(b, 1)
+                    await _wait_peers(b, 1)
                     await trio.sleep(0.5)  # identify has answered
                     learned = b._host.get_peerstore().addrs(ID.from_base58(a.peer_id))
                     ports = {int(str(m).split("/")[4]) for m in learned}
                     assert proxy_port in ports and listen not in ports, learned
                     proxy.cut()
-                    await wait_peers(b, 0)
+                    await _wait_peers(b, 0)
                     await trio.sleep(3.0)  # several redials (backoff ≤ 0.5 s): none may reach `a` directly
                     assert b.peer_count() == 0 and a.peer_count() == 0
                     proxy.restore()
-                    await wait_peers(b, 1)
+                    await _wait_peers(b, 1)
         finally:
             proxy.close()
 
@@ -195,11 +196,6 @@ def test_a_bootstrap_peer_is_dialled_only_at_its_configured_address(tmp_path):
     # and `a` kept receiving b's messages (a chaos partition leaked so, seed 1950).
     from ha_sequencer.localnet.proxy import TcpProxy
 
-    async def wait_peers(node: GossipNode, count: int) -> None:
-        with trio.fail_after(20):
-            while node.peer_count() != count:
-                await trio.sleep(0.05)
-
     async def main() -> None:
         async with GossipNode(tmp_path / "a", 0, config=FAST) as a:
             await a.subscribe(TX_TOPIC, accept)
@@ -208,10 +204,10 @@ def test_a_bootstrap_peer_is_dialled_only_at_its_configured_address(tmp_path):
                 via_proxy = f"/ip4/127.0.0.1/tcp/{proxy.port}/p2p/{a.peer_id}"
                 async with GossipNode(tmp_path / "b", 0, [via_proxy], config=FAST) as b:
                     await b.subscribe(TX_TOPIC, accept)
-                    await wait_peers(b, 1)
+                    await _wait_peers(b, 1)
                     await trio.sleep(1.0)  # identify has answered; the mesh has formed
                     proxy.cut()
-                    await wait_peers(b, 0)
+                    await _wait_peers(b, 0)
                     for i in range(15):  # publications and redials (backoff ≤ 0.5 s) for 3 s
                         await b.publish(TX_TOPIC, b"while cut %d" % i)
                         await trio.sleep(0.2)
@@ -220,7 +216,7 @@ def test_a_bootstrap_peer_is_dialled_only_at_its_configured_address(tmp_path):
                         got = await a.messages.receive()
                         raise AssertionError(f"a received {got.data!r} while b's only way to it was cut")
                     proxy.restore()
-                    await wait_peers(b, 1)
+                    await _wait_peers(b, 1)
             finally:
                 proxy.close()
 
